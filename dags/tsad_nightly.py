@@ -1,0 +1,85 @@
+"""tsad's nightly anomaly detection: one run per data day, one chain of tasks per sensor group.
+
+extract -> ensure_model (queue/pool ``gpu``) -> detect -> alert, mapped over the configured sensor
+groups. The run covers the previous day (an explicit daily timetable, not ``@daily``, whose data
+interval is empty in Airflow 3). Every task is idempotent per (group, day), so re-runs and
+backfills from the UI or ``airflow backfill create`` are safe. This file imports neither torch
+nor pandas: the scheduler parses it often.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task, task_group
+
+TRAIN_QUEUE = os.environ.get("TSAD_TRAIN_QUEUE", "gpu")
+TRAIN_POOL = os.environ.get("TSAD_TRAIN_POOL", "gpu")
+SCHEDULE = os.environ.get("TSAD_SCHEDULE", "30 1 * * *")
+TIMEZONE = os.environ.get("TSAD_SCHEDULE_TIMEZONE", "UTC")
+
+
+@dag(
+    dag_id="tsad_nightly",
+    schedule=CronTriggerTimetable(SCHEDULE, timezone=TIMEZONE, interval=timedelta(days=1)),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=4,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=5),
+                  "execution_timeout": timedelta(hours=2)},
+    params={
+        "force_retrain": Param(False, type="boolean",
+                               description="Train a new model version even if the current one is fresh."),
+        "groups": Param([], type="array",
+                        description="Only these sensor groups (empty: all configured groups)."),
+        "partition_date": Param(None, type=["null", "string"], format="date",
+                                description="Override the data day (YYYY-MM-DD); normally derived "
+                                            "from the run's data interval."),
+    },
+    tags=["tsad", "anomaly-detection"],
+    doc_md=__doc__,
+)
+def tsad_nightly() -> None:
+    @task
+    def list_groups() -> list[str]:
+        from tsad.airflow_layer import tasks
+
+        return tasks.list_groups(get_current_context())
+
+    @task_group(group_id="sensor_group")
+    def per_group(group: str) -> None:
+        @task(map_index_template="{{ task.op_kwargs['group'] }}")
+        def extract(group: str) -> dict:
+            from tsad.airflow_layer import tasks
+
+            return tasks.extract(group, get_current_context())
+
+        @task(queue=TRAIN_QUEUE, pool=TRAIN_POOL, map_index_template="{{ task.op_kwargs['group'] }}")
+        def ensure_model(group: str) -> dict:
+            from tsad.airflow_layer import tasks
+
+            return tasks.ensure_model(group, get_current_context())
+
+        @task(map_index_template="{{ task.op_kwargs['group'] }}")
+        def detect(group: str, model: dict) -> dict:
+            from tsad.airflow_layer import tasks
+
+            return tasks.detect(group, model, get_current_context())
+
+        @task(map_index_template="{{ task.op_kwargs['group'] }}")
+        def alert(group: str) -> dict:
+            from tsad.airflow_layer import tasks
+
+            return tasks.alert(group, get_current_context())
+
+        extracted = extract(group)
+        model = ensure_model(group)
+        extracted >> model
+        detected = detect(group, model)
+        detected >> alert(group)
+
+    per_group.expand(group=list_groups())
+
+
+tsad_nightly()

@@ -1,0 +1,91 @@
+"""Task bodies for ``dags/tsad_nightly.py``: context in, one ``tsad.pipeline`` call, small dict out.
+
+Every task derives its data day from the run's data interval through ``tsad.dates.data_day``;
+params only carry optional overrides, because backfills may drop or keep stale params.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from tsad.config import TsadConfig, load_config
+from tsad.dates import data_day
+
+
+def run_day(context: Any, config: TsadConfig) -> date:
+    """The data day of the run in ``context`` (a ``partition_date`` param overrides)."""
+    dag_run = context["dag_run"]
+    override = (context.get("params") or {}).get("partition_date") or None
+    start = dag_run.data_interval_start or dag_run.logical_date or dag_run.run_after
+    end = dag_run.data_interval_end or dag_run.logical_date or dag_run.run_after
+    return data_day(start, end, config.site_timezone, override)
+
+
+def _run_info(context: Any) -> Any:
+    from tsad.pipeline import RunInfo
+
+    return RunInfo(dag_id=context["dag"].dag_id, run_id=context["run_id"])
+
+
+def _db_url(config: TsadConfig) -> str | None:
+    from tsad.airflow_layer.connections import optional_url
+
+    return optional_url(config.database.url, config.database.conn_id)
+
+
+def _source_url(config: TsadConfig, group: str) -> str | None:
+    from tsad.airflow_layer.connections import optional_url
+
+    source = config.group(group).source
+    return optional_url(source.url, source.conn_id)
+
+
+def list_groups(context: Any) -> list[str]:
+    """The configured groups, or the subset named in the ``groups`` param."""
+    from tsad.errors import ConfigError
+
+    config = load_config()
+    names = [g.name for g in config.groups]
+    wanted = list((context.get("params") or {}).get("groups") or names)
+    unknown = sorted(set(wanted) - set(names))
+    if unknown:
+        raise ConfigError(f"param 'groups' names unknown group(s) {unknown}; configured: {names}")
+    return [n for n in names if n in wanted]
+
+
+def extract(group: str, context: Any) -> dict[str, Any]:
+    from tsad import pipeline
+
+    config = load_config()
+    return pipeline.extract(config, group, run_day(context, config), _source_url(config, group))
+
+
+def ensure_model(group: str, context: Any) -> dict[str, Any]:
+    from tsad import pipeline
+
+    config = load_config()
+    force = bool((context.get("params") or {}).get("force_retrain", False))
+    return pipeline.ensure_model(config, group, run_day(context, config), force_retrain=force,
+                                 source_url=_source_url(config, group), db_url=_db_url(config),
+                                 run=_run_info(context))
+
+
+def detect(group: str, model: dict[str, Any], context: Any) -> dict[str, Any]:
+    from tsad import pipeline
+
+    config = load_config()
+    return pipeline.detect(config, group, run_day(context, config), model["path"],
+                           db_url=_db_url(config), run=_run_info(context))
+
+
+def alert(group: str, context: Any) -> dict[str, Any]:
+    from tsad import pipeline
+    from tsad.airflow_layer.connections import smtp_settings, webhook_url
+
+    config = load_config()
+    routes = config.group(group).alerts
+    smtp = smtp_settings(routes.email_conn_id) if routes.email_conn_id else None
+    hook = webhook_url(routes.slack_conn_id) if routes.slack_conn_id else None
+    return pipeline.alert(config, group, run_day(context, config), db_url=_db_url(config),
+                          smtp=smtp, webhook_url=hook)

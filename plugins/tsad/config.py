@@ -1,0 +1,374 @@
+"""Typed, validated, serialisable configuration for tsad.
+
+Config is data: frozen dataclasses built from a YAML file. Every unknown key and every wrong type
+is rejected with the key's full path (``groups[0].model.kind``) and what was expected, so a typo
+never silently falls back to a default. ``to_dict`` round-trips through ``from_dict``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tsad.errors import ConfigError
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+GROUP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """Where tsad writes its records: a SQLAlchemy URL, or an Airflow connection id."""
+
+    url: str | None = None
+    conn_id: str | None = None
+
+    def __post_init__(self) -> None:
+        _check((self.url is None) != (self.conn_id is None), "set exactly one of 'url' or 'conn_id'")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where a group's raw readings come from.
+
+    ``kind: sql`` reads ``table`` through SQLAlchemy (``url`` or ``conn_id``); ``kind: files``
+    reads ``path``, a pattern with ``{date}`` (YYYY-MM-DD) and optionally ``{group}``.
+    ``layout: long`` is (timestamp, sensor, value) rows; ``wide`` is timestamp + one column per sensor.
+    """
+
+    kind: Literal["sql", "files"]
+    layout: Literal["long", "wide"] = "long"
+    url: str | None = None
+    conn_id: str | None = None
+    table: str | None = None
+    path: str | None = None
+    format: Literal["csv", "parquet"] = "csv"
+    timestamp_column: str = "timestamp"
+    sensor_column: str = "sensor"
+    value_column: str = "value"
+    timestamps_timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        for name in ("timestamp_column", "sensor_column", "value_column"):
+            _check(bool(IDENTIFIER.match(getattr(self, name))),
+                   f"'{name}' must be a plain identifier (letters, digits, _), got {getattr(self, name)!r}")
+        if self.kind == "sql":
+            _check((self.url is None) != (self.conn_id is None),
+                   "a 'sql' source needs exactly one of 'url' or 'conn_id'")
+            _check(self.table is not None, "a 'sql' source needs 'table'")
+            _check(bool(IDENTIFIER.match(self.table or "")),
+                   f"'table' must be a plain identifier (letters, digits, _), got {self.table!r}")
+        else:
+            _check(self.path is not None and "{date}" in self.path,
+                   "a 'files' source needs 'path' containing '{date}'")
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """Sliding windows: ``length`` timesteps, a new window every ``stride`` timesteps."""
+
+    length: int = 32
+    stride: int = 8
+
+    def __post_init__(self) -> None:
+        _check(self.length >= 2, "'length' must be >= 2")
+        _check(1 <= self.stride <= self.length, "'stride' must be between 1 and 'length'")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The autoencoder and how it is trained. ``latent`` is the bottleneck width."""
+
+    kind: Literal["dense", "conv1d", "lstm"] = "conv1d"
+    hidden: int = 32
+    latent: int = 8
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    patience: int = 5
+    validation_fraction: float = 0.2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.hidden >= 1 and self.latent >= 1, "'hidden' and 'latent' must be >= 1")
+        _check(self.latent <= self.hidden, "'latent' must be <= 'hidden' (it is the bottleneck)")
+        _check(self.epochs >= 1 and self.batch_size >= 1, "'epochs' and 'batch_size' must be >= 1")
+        _check(self.learning_rate > 0, "'learning_rate' must be > 0")
+        _check(0.05 <= self.validation_fraction <= 0.5, "'validation_fraction' must be in [0.05, 0.5]")
+
+
+@dataclass(frozen=True)
+class ThresholdConfig:
+    """How the anomaly threshold is learned from held-out normal errors.
+
+    ``quantile`` uses ``q``; ``mean_std`` and ``median_mad`` use ``k``; ``pot`` fits a generalized
+    Pareto tail above the ``q`` quantile and returns the level exceeded with probability ``risk``.
+    The threshold is multiplied by ``margin`` (>= 1 leaves headroom for unseen normal behaviour).
+    """
+
+    strategy: Literal["quantile", "mean_std", "median_mad", "pot"] = "quantile"
+    q: float = 0.995
+    k: float = 4.0
+    risk: float = 1e-4
+    margin: float = 1.5
+
+    def __post_init__(self) -> None:
+        _check(0.5 < self.q < 1.0, "'q' must be in (0.5, 1)")
+        _check(self.k > 0 and 0 < self.risk < 0.5, "'k' must be > 0 and 'risk' in (0, 0.5)")
+        _check(self.margin > 0, "'margin' must be > 0")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Training range: the ``days`` days before the data day; retrain when the model is older."""
+
+    days: int = 7
+    max_model_age_days: int = 7
+
+    def __post_init__(self) -> None:
+        _check(self.days >= 1, "'days' must be >= 1")
+        _check(self.max_model_age_days >= 1, "'max_model_age_days' must be >= 1")
+
+
+@dataclass(frozen=True)
+class EventConfig:
+    """Flags -> events: drop runs shorter than ``min_points``, merge runs closer than ``merge_gap``."""
+
+    min_points: int = 3
+    merge_gap: int = 10
+    top_channels: int = 3
+
+    def __post_init__(self) -> None:
+        _check(self.min_points >= 1 and self.merge_gap >= 0 and self.top_channels >= 1,
+               "'min_points' and 'top_channels' must be >= 1, 'merge_gap' >= 0")
+
+
+@dataclass(frozen=True)
+class AlertConfig:
+    """Alert routes; each is optional. A log line is always written."""
+
+    email_conn_id: str | None = None
+    email_to: list[str] = field(default_factory=list)
+    slack_conn_id: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.email_conn_id is None or bool(self.email_to),
+               "'email_to' must list recipients when 'email_conn_id' is set")
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    """One sensor group: its source, channels and detector."""
+
+    name: str
+    source: SourceConfig
+    channels: list[str]
+    sampling_seconds: int = 60
+    window: WindowConfig = field(default_factory=WindowConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    events: EventConfig = field(default_factory=EventConfig)
+    alerts: AlertConfig = field(default_factory=AlertConfig)
+
+    def __post_init__(self) -> None:
+        _check(bool(GROUP_NAME.match(self.name)),
+               f"'name' must be lowercase letters, digits, '_' or '-', got {self.name!r}")
+        _check(len(self.channels) >= 1, "'channels' must list at least one channel")
+        _check(len(set(self.channels)) == len(self.channels), "'channels' has duplicates")
+        _check(self.sampling_seconds >= 1, "'sampling_seconds' must be >= 1")
+
+
+@dataclass(frozen=True)
+class TsadConfig:
+    """The whole deployment: where things live and the sensor groups.
+
+    Relative paths (and relative SQLite URLs) are resolved against the config file's folder.
+    """
+
+    groups: list[GroupConfig]
+    database: DatabaseConfig = field(default_factory=lambda: DatabaseConfig(url="sqlite:///tsad.db"))
+    data_dir: str = "data"
+    models_dir: str = "models"
+    site_timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        names = [g.name for g in self.groups]
+        _check(len(names) >= 1, "'groups' must list at least one sensor group")
+        _check(len(set(names)) == len(names), f"'groups' has duplicate names: {names}")
+        try:
+            import zoneinfo
+
+            zoneinfo.ZoneInfo(self.site_timezone)
+        except Exception:
+            raise ValueError(f"'site_timezone' {self.site_timezone!r} is not an IANA time zone") from None
+
+    def group(self, name: str) -> GroupConfig:
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise ConfigError(f"no sensor group named {name!r}; configured: {[g.name for g in self.groups]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------- generic typed loading
+
+T = typing.TypeVar("T")
+
+
+def from_dict(cls: type[T], data: Any, path: str = "") -> T:
+    """Build dataclass ``cls`` from plain data, rejecting unknown keys and wrong types by path."""
+    where = path or "<root>"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{_join(path, unknown[0])}: unknown key; expected one of {sorted(fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        if name in data:
+            kwargs[name] = _coerce(hints[name], data[name], _join(path, name))
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{_join(path, name)}: required key is missing")
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _coerce(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        inner = [o for o in options if o is not type(None)]
+        return _coerce(inner[0], value, path)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{path}: expected one of {list(allowed)}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
+        (item_tp,) = typing.get_args(tp)
+        return [_coerce(item_tp, v, _join(path, i)) for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return _expand_env(value, path)
+    raise ConfigError(f"{path}: unsupported type {tp}")  # pragma: no cover - a bug in tsad
+
+
+def _expand_env(value: str, path: str) -> str:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` so one file serves laptops and containers."""
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{path}: environment variable {name} is not set and has no default")
+
+    return _ENV_REF.sub(replace, value)
+
+
+# ---------------------------------------------------------------- files and paths
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "tsad.yaml"
+
+
+def config_path() -> Path:
+    """The config file in force: ``$TSAD_CONFIG``, else ``tsad.yaml`` at the repository root."""
+    return Path(os.environ.get("TSAD_CONFIG", str(DEFAULT_CONFIG)))
+
+
+def load_config(path: str | Path | None = None) -> TsadConfig:
+    """Load and validate a YAML config; relative paths are made absolute against its folder."""
+    import yaml
+
+    file = Path(path) if path is not None else config_path()
+    if not file.is_file():
+        raise ConfigError(f"{file}: config file not found; set TSAD_CONFIG or pass --config")
+    try:
+        raw = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+    try:
+        config = from_dict(TsadConfig, raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{file}: {exc}") from None
+    return resolve_paths(config, file.resolve().parent)
+
+
+def resolve_paths(config: TsadConfig, base: Path) -> TsadConfig:
+    """Anchor relative directories and SQLite files at ``base`` (the config file's folder)."""
+
+    def anchor(p: str) -> str:
+        return p if "://" in p or Path(p).is_absolute() else str(base / p)
+
+    def anchor_url(url: str | None) -> str | None:
+        if url and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            rest = url[len("sqlite:///"):]
+            if rest and not rest.startswith(":memory:"):
+                return "sqlite:///" + str(base / rest)
+        return url
+
+    groups = []
+    for g in config.groups:
+        src = dataclasses.replace(
+            g.source,
+            url=anchor_url(g.source.url),
+            path=anchor(g.source.path) if g.source.path else None,
+        )
+        groups.append(dataclasses.replace(g, source=src))
+    return dataclasses.replace(
+        config,
+        groups=groups,
+        database=dataclasses.replace(config.database, url=anchor_url(config.database.url)),
+        data_dir=anchor(config.data_dir),
+        models_dir=anchor(config.models_dir),
+    )
+
+
+def group_config_from_dict(data: dict[str, Any]) -> GroupConfig:
+    """Rebuild a group's config from its stored JSON (model versions keep theirs)."""
+    return from_dict(GroupConfig, data, "group")

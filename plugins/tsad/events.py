@@ -1,0 +1,146 @@
+"""Flags -> events: the rule that turns per-timestamp scores into what an operator reviews.
+
+1. A point is flagged when its aggregate score is strictly above the threshold (NaN: never).
+2. Consecutive flagged points form a run.
+3. Two runs separated by at most ``merge_gap`` unflagged points (rows, not seconds) are one event.
+4. An event with fewer than ``min_points`` flagged points is dropped (isolated blips are noise).
+5. An event spans its first to its last flagged timestamp; its peak is its highest score and its
+   severity is peak / threshold. Top channels are each channel's share of the summed per-channel
+   score over the event's flagged points (largest first, at most ``top_channels``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tsad.config import EventConfig
+
+
+@dataclass(frozen=True)
+class Event:
+    """One anomaly episode; times are UTC and ``end`` is the last flagged timestamp (inclusive)."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    peak_time: pd.Timestamp
+    peak_score: float
+    threshold: float
+    severity: float
+    n_points: int
+    top_channels: tuple[tuple[str, float], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ISO-8601 times, plain floats and ints."""
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "peak_time": self.peak_time.isoformat(),
+            "peak_score": self.peak_score,
+            "threshold": self.threshold,
+            "severity": self.severity,
+            "n_points": self.n_points,
+            "top_channels": [{"channel": c, "contribution": s} for c, s in self.top_channels],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Event:
+        return cls(
+            start=pd.Timestamp(d["start"]).tz_convert("UTC"),
+            end=pd.Timestamp(d["end"]).tz_convert("UTC"),
+            peak_time=pd.Timestamp(d["peak_time"]).tz_convert("UTC"),
+            peak_score=float(d["peak_score"]),
+            threshold=float(d["threshold"]),
+            severity=float(d["severity"]),
+            n_points=int(d["n_points"]),
+            top_channels=tuple((str(t["channel"]), float(t["contribution"]))
+                               for t in d["top_channels"]),
+        )
+
+
+def _segments(aggregate: np.ndarray, threshold: float,
+              cfg: EventConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Flags and kept events as ``[start, stop)`` index ranges, plus flagged counts per event."""
+    if not (np.isfinite(threshold) and threshold > 0):
+        raise ValueError(f"event threshold must be finite and > 0 (severity is peak / threshold), "
+                         f"got {threshold!r}")
+    flags = np.asarray(aggregate, dtype=float) > threshold  # NaN > x is False
+    if flags.ndim != 1:
+        raise ValueError(f"aggregate scores must be 1-D, got shape {flags.shape}")
+    edges = np.diff(np.concatenate(([0], flags.view(np.int8), [0])))
+    run_starts = np.flatnonzero(edges == 1)
+    run_stops = np.flatnonzero(edges == -1)
+    if run_starts.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return flags, empty, empty, empty
+    gaps = run_starts[1:] - run_stops[:-1]  # unflagged points between consecutive runs
+    breaks = np.flatnonzero(gaps > cfg.merge_gap)
+    first_run = np.concatenate(([0], breaks + 1))
+    last_run = np.concatenate((breaks, [run_starts.size - 1]))
+    counts = np.add.reduceat(run_stops - run_starts, first_run)
+    keep = counts >= cfg.min_points
+    return flags, run_starts[first_run][keep], run_stops[last_run][keep], counts[keep]
+
+
+def flagged_points(aggregate: np.ndarray, threshold: float, cfg: EventConfig) -> np.ndarray:
+    """Indices of flagged points inside kept events, so stored points match the stored events."""
+    flags, starts, stops, _ = _segments(aggregate, threshold, cfg)
+    marks = np.zeros(flags.size + 1, dtype=np.int64)
+    np.add.at(marks, starts, 1)
+    np.add.at(marks, stops, -1)
+    inside = np.cumsum(marks[:-1]) > 0
+    return np.flatnonzero(flags & inside)
+
+
+def _top_channels(scores: np.ndarray, channels: Sequence[str],
+                  limit: int) -> tuple[tuple[str, float], ...]:
+    """Shares of the summed per-channel score; NaN counts as 0, negatives are clipped to 0."""
+    sums = np.clip(np.nansum(scores, axis=0), 0.0, None)
+    total = float(sums.sum())
+    if not (total > 0 and np.isfinite(total)):
+        return ()
+    shares = sums / total
+    order = np.argsort(-shares, kind="stable")[:limit]
+    return tuple((channels[i], float(shares[i])) for i in order if shares[i] > 0)
+
+
+def find_events(timestamps: pd.DatetimeIndex, aggregate: np.ndarray, channel_scores: np.ndarray,
+                channels: Sequence[str], threshold: float, cfg: EventConfig) -> list[Event]:
+    """Events in time order, following the rule in the module docstring."""
+    agg = np.asarray(aggregate, dtype=float)
+    per_channel = np.asarray(channel_scores, dtype=float)
+    if not isinstance(timestamps, pd.DatetimeIndex) or timestamps.tz is None:
+        raise ValueError("timestamps must be a tz-aware pandas DatetimeIndex (UTC)")
+    if agg.ndim != 1 or per_channel.ndim != 2:
+        raise ValueError(f"aggregate must be 1-D and channel_scores 2-D, got shapes "
+                         f"{agg.shape} and {per_channel.shape}")
+    if not (len(timestamps) == agg.size == per_channel.shape[0]):
+        raise ValueError(f"lengths differ: {len(timestamps)} timestamps, "
+                         f"{agg.size} aggregate scores, "
+                         f"{per_channel.shape[0]} rows of channel scores")
+    if per_channel.shape[1] != len(channels):
+        raise ValueError(f"channel_scores has {per_channel.shape[1]} columns "
+                         f"for {len(channels)} channels")
+    flags, starts, stops, counts = _segments(agg, threshold, cfg)
+    times = timestamps.tz_convert("UTC")
+    events = []
+    for start, stop, count in zip(starts.tolist(), stops.tolist(), counts.tolist()):
+        peak = start + int(np.nanargmax(agg[start:stop]))
+        in_event = flags[start:stop]
+        peak_score = float(agg[peak])
+        events.append(Event(
+            start=times[start],
+            end=times[stop - 1],
+            peak_time=times[peak],
+            peak_score=peak_score,
+            threshold=float(threshold),
+            severity=peak_score / float(threshold),
+            n_points=int(count),
+            top_channels=_top_channels(per_channel[start:stop][in_event], channels,
+                                       cfg.top_channels),
+        ))
+    return events

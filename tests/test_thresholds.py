@@ -1,0 +1,142 @@
+"""Threshold strategies on known distributions, the POT fallback, and exact round trips."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from tsad.config import ThresholdConfig
+from tsad.thresholds import (
+    ChannelThresholds,
+    MeanStdThreshold,
+    MedianMadThreshold,
+    PotThreshold,
+    QuantileThreshold,
+    Threshold,
+    make_threshold,
+    threshold_from_dict,
+)
+
+
+@pytest.fixture(scope="module")
+def normal() -> np.ndarray:
+    return np.random.default_rng(0).standard_normal(50_000)
+
+
+def test_quantile_of_normal_is_close_to_theory(normal: np.ndarray) -> None:
+    t = QuantileThreshold(q=0.99).fit(normal)
+    assert t.value_ == pytest.approx(stats.norm.ppf(0.99), abs=0.05)
+
+
+def test_margin_multiplies_the_fitted_level(normal: np.ndarray) -> None:
+    plain = QuantileThreshold(q=0.99).fit(normal)
+    wide = QuantileThreshold(q=0.99, margin=1.5).fit(normal)
+    assert wide.value_ == pytest.approx(1.5 * plain.value_)
+    assert wide.raw_value_ == plain.value_
+
+
+def test_mean_std_matches_formula_and_theory(normal: np.ndarray) -> None:
+    t = MeanStdThreshold(k=3.0).fit(normal)
+    assert t.value_ == pytest.approx(normal.mean() + 3.0 * normal.std())
+    assert t.value_ == pytest.approx(3.0, abs=0.05)
+
+
+def test_median_mad_matches_formula_and_is_robust(normal: np.ndarray) -> None:
+    t = MedianMadThreshold(k=3.0).fit(normal)
+    med = np.median(normal)
+    assert t.value_ == pytest.approx(med + 3.0 * 1.4826 * np.median(np.abs(normal - med)))
+    assert t.value_ == pytest.approx(3.0, abs=0.05)
+    polluted = np.concatenate([normal, np.full(500, 1e3)])  # 1% gross outliers
+    assert MedianMadThreshold(k=3.0).fit(polluted).value_ == pytest.approx(t.value_, rel=0.05)
+    assert MeanStdThreshold(k=3.0).fit(polluted).value_ > 50
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pot_recovers_exponential_tail_quantile(seed: int) -> None:
+    errors = np.random.default_rng(seed).exponential(1.0, 20_000)
+    t = PotThreshold(q=0.98, risk=1e-3).fit(errors)
+    assert t.note_ is None
+    assert t.value_ == pytest.approx(-math.log(1e-3), rel=0.15)
+    assert t.xi_ is not None and abs(t.xi_) < 0.2  # exponential tail: xi = 0
+
+
+def test_pot_falls_back_to_quantile_with_few_excesses() -> None:
+    errors = np.random.default_rng(3).exponential(1.0, 200)  # 0.98 quantile -> 4 excesses
+    t = PotThreshold(q=0.98, risk=1e-3, margin=2.0).fit(errors)
+    assert t.value_ == pytest.approx(2.0 * np.quantile(errors, 0.98))
+    assert t.note_ is not None and "fell back" in t.note_
+    assert "fell back" in t.to_dict()["note"]
+
+
+@pytest.mark.parametrize("errors", [
+    np.r_[np.zeros(900), np.ones(100)],  # flat tail: xi << -1, level would undercut the max
+    np.r_[np.linspace(0, 1, 900), np.full(100, 3.0)],  # a lump: xi > 1, level would explode
+])
+def test_pot_falls_back_on_implausible_tail_fit(errors: np.ndarray) -> None:
+    t = PotThreshold(q=0.8, risk=1e-3).fit(errors)
+    assert t.note_ is not None and "implausible" in t.note_
+    assert t.value_ == np.quantile(errors, 0.8)
+
+
+@pytest.mark.parametrize("strategy", ["quantile", "mean_std", "median_mad", "pot"])
+def test_round_trip_through_json_is_identical(strategy: str, normal: np.ndarray) -> None:
+    cfg = ThresholdConfig(strategy=strategy,  # type: ignore[arg-type]
+                          q=0.99, k=3.0, risk=1e-4, margin=1.3)
+    t = make_threshold(cfg).fit(np.abs(normal))
+    d = json.loads(json.dumps(t.to_dict()))
+    back = threshold_from_dict(d)
+    assert type(back) is type(t)
+    assert back.value_ == t.value_
+    assert back.to_dict() == t.to_dict()
+    assert d["strategy"] == strategy and d["margin"] == 1.3
+
+
+def test_make_threshold_uses_config_parameters() -> None:
+    t = make_threshold(ThresholdConfig(strategy="pot", q=0.97, risk=1e-3, margin=1.2))
+    assert isinstance(t, PotThreshold)
+    assert (t.q, t.risk, t.margin) == (0.97, 1e-3, 1.2)
+    assert not t.is_fitted
+
+
+def test_channel_thresholds_fit_each_column_and_round_trip() -> None:
+    rng = np.random.default_rng(4)
+    errors = rng.exponential(1.0, (5_000, 3)) * np.array([1.0, 10.0, 100.0])
+    ct = ChannelThresholds(ThresholdConfig(strategy="quantile", q=0.99, margin=1.0)).fit(errors)
+    assert ct.values_.shape == (3,)
+    np.testing.assert_allclose(ct.values_, np.quantile(errors, 0.99, axis=0))
+    back = ChannelThresholds.from_dict(json.loads(json.dumps(ct.to_dict())))
+    np.testing.assert_array_equal(back.values_, ct.values_)
+
+
+@pytest.mark.parametrize("bad", [[], [1.0, np.nan], [1.0, np.inf], [[1.0, 2.0]]])
+def test_bad_errors_are_rejected(bad: list) -> None:
+    with pytest.raises(ValueError, match="threshold errors"):
+        QuantileThreshold().fit(np.asarray(bad, dtype=float))
+
+
+def test_bad_channel_errors_name_the_channel() -> None:
+    errors = np.ones((10, 2))
+    errors[3, 1] = np.nan
+    with pytest.raises(ValueError, match="channel 1"):
+        ChannelThresholds(ThresholdConfig()).fit(errors)
+    with pytest.raises(ValueError, match="2-D"):
+        ChannelThresholds(ThresholdConfig()).fit(np.ones(10))
+
+
+def test_unfitted_and_bad_parameters() -> None:
+    with pytest.raises(RuntimeError, match="not fitted"):
+        _ = QuantileThreshold().value_
+    with pytest.raises(ValueError):
+        QuantileThreshold(q=1.0)
+    with pytest.raises(ValueError):
+        MeanStdThreshold(k=0.0)
+    with pytest.raises(ValueError):
+        PotThreshold(risk=0.0)
+    with pytest.raises(ValueError):
+        Threshold(margin=0.0)
+    with pytest.raises(ValueError, match="missing or unknown"):
+        threshold_from_dict({"strategy": "nope", "params": {}, "margin": 1.0})
