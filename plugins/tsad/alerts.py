@@ -1,0 +1,211 @@
+"""A group's digest of a day's new anomaly events, and its delivery by email, webhook and log.
+
+The digest is built from records read back from SQL (so re-running the alert task sends the same
+message). Connections are resolved by the caller (the Airflow layer or the CLI): these functions
+take plain settings and use only the standard library.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import mimetypes
+import smtplib
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from tsad.errors import TsadError
+
+SLACK_SECTION_LIMIT = 3000  # characters in one Slack section block
+
+
+class AlertError(TsadError):
+    """An alert could not be delivered; the message names the server or host, never a secret."""
+
+
+@dataclass(frozen=True)
+class Digest:
+    subject: str
+    text: str
+    html: str
+
+
+def new_events(
+    today: list[dict[str, Any]],
+    yesterday: list[dict[str, Any]],
+    day_start: datetime,
+    sampling_seconds: int,
+) -> list[dict[str, Any]]:
+    """Today's events minus one that only continues yesterday's last event across midnight.
+
+    An event is a continuation when it starts within one sampling step of ``day_start`` and an
+    event of yesterday ends within one step of it: it was already alerted on.
+    """
+    if day_start.utcoffset() is None:
+        raise ValueError(f"day_start {day_start.isoformat()} has no time zone")
+    step = timedelta(seconds=sampling_seconds)
+    ongoing = any(abs(e["end_ts"] - day_start) <= step for e in yesterday)
+    if not ongoing:
+        return list(today)
+    return [e for e in today if abs(e["start_ts"] - day_start) > step]
+
+
+def build_digest(
+    sensor_group: str,
+    day: date,
+    events: Sequence[dict[str, Any]],
+    attachments: Sequence[Path] = (),
+) -> Digest | None:
+    """A short digest of ``events`` (rows of ``anomaly_event``); None when there are none."""
+    if not events:
+        return None
+    events = sorted(events, key=lambda e: e["start_ts"])
+    worst = max(float(e["severity"]) for e in events)
+    n = len(events)
+    subject = (f"[tsad] {sensor_group} {day.isoformat()}: {n} anomaly event{'s' if n != 1 else ''}"
+               f" (max severity {worst:.1f})")
+    header = ["start (UTC)", "end (UTC)", "duration", "severity", "top channels", "model"]
+    rows = [
+        [
+            _utc(e["start_ts"]),
+            _utc(e["end_ts"]),
+            _duration(e["end_ts"] - e["start_ts"]),
+            f"{float(e['severity']):.1f}",
+            _channels(e),
+            str(e.get("model_version_id") or "-"),
+        ]
+        for e in events
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in [header, *rows]]
+    intro = (f"{n} new anomaly event{'s' if n != 1 else ''} for sensor group {sensor_group} "
+             f"on {day.isoformat()} (severity = peak score / threshold; >= 1 is anomalous).")
+    footer = [f"Attached: {', '.join(Path(a).name for a in attachments)}"] if attachments else []
+    text = "\n".join([intro, "", *lines, *([""] + footer if footer else [])]) + "\n"
+    return Digest(subject=subject, text=text, html=_html(intro, header, rows, footer))
+
+
+def _utc(ts: datetime) -> str:
+    return ts.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def _channels(event: dict[str, Any]) -> str:
+    top = event.get("top_channels_json") or event.get("top_channels") or []
+    return ", ".join(f"{c['channel']} {100 * float(c['contribution']):.0f}%" for c in top) or "-"
+
+
+def _html(intro: str, header: list[str], rows: list[list[str]], footer: list[str]) -> str:
+    cell = 'style="padding:2px 8px;text-align:left;border-bottom:1px solid #ddd"'
+    head = "".join(f"<th {cell}>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td {cell}>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows
+    )
+    notes = "".join(f"<p>{html.escape(f)}</p>" for f in footer)
+    return (f"<html><body><p>{html.escape(intro)}</p>"
+            f'<table style="border-collapse:collapse;font-family:monospace">'
+            f"<tr>{head}</tr>{body}</table>{notes}</body></html>")
+
+
+def send_email(
+    digest: Digest,
+    *,
+    host: str,
+    port: int,
+    sender: str,
+    recipients: Sequence[str],
+    username: str | None = None,
+    password: str | None = None,
+    starttls: bool = False,
+    use_ssl: bool = False,
+    attachments: Sequence[Path] = (),
+    timeout: float = 30,
+) -> None:
+    """Send the digest as text + HTML, with files attached (PNG plots); ``use_ssl`` is port 465."""
+    if not recipients:
+        raise ValueError("send_email needs at least one recipient")
+    msg = EmailMessage()
+    msg["Subject"] = digest.subject
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients)
+    msg.set_content(digest.text)
+    msg.add_alternative(digest.html, subtype="html")
+    for path in map(Path, attachments):
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        maintype, subtype = kind.split("/", 1)
+        msg.add_attachment(path.read_bytes(), maintype=maintype, subtype=subtype,
+                           filename=path.name)
+    context = ssl.create_default_context()
+    try:
+        smtp_cls = smtplib.SMTP_SSL if use_ssl else smtplib.SMTP
+        kwargs: dict[str, Any] = {"context": context} if use_ssl else {}
+        with smtp_cls(host, port, timeout=timeout, **kwargs) as smtp:
+            if starttls and not use_ssl:
+                smtp.starttls(context=context)
+            if username:
+                smtp.login(username, password or "")
+            smtp.send_message(msg, from_addr=sender, to_addrs=list(recipients))
+    except (smtplib.SMTPException, OSError) as exc:
+        raise AlertError(f"sending the digest through SMTP server {host}:{port} failed: "
+                         f"{type(exc).__name__}: {exc}") from exc
+
+
+def post_webhook(digest: Digest, url: str, timeout: float = 10) -> None:
+    """POST the digest as Slack-compatible JSON; errors name the host, never the secret path."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or "?"
+    if parts.scheme not in ("http", "https"):
+        raise AlertError(f"webhook URL for host {host} must be http or https, not {parts.scheme!r}")
+    body = json.dumps(_webhook_payload(digest)).encode()
+    request = urllib.request.Request(
+        url, data=body, method="POST",
+        headers={"Content-Type": "application/json; charset=utf-8", "User-Agent": "tsad"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read(300).decode("utf-8", "replace").strip()
+        raise AlertError(f"webhook at {host} answered HTTP {exc.code} {exc.reason}: {detail}") \
+            from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise AlertError(f"webhook at {host} could not be reached: {reason}") from None
+
+
+def _webhook_payload(digest: Digest) -> dict[str, Any]:
+    # Slack's mrkdwn treats & < > as control characters.
+    table = digest.text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    limit = SLACK_SECTION_LIMIT - 10
+    if len(table) > limit:
+        table = table[: limit - 20] + "\n... (truncated)"
+    return {
+        "text": digest.subject,
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": digest.subject[:150]}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"```{table}```"}},
+        ],
+    }
+
+
+def log_digest(digest: Digest, logger: logging.Logger) -> None:
+    """Write the digest to the task log: the one route that always works."""
+    logger.info("%s\n%s", digest.subject, digest.text)

@@ -1,0 +1,424 @@
+"""One site-local day from the source (SQL table or dropped file) into one Parquet partition.
+
+Everything downstream reads partitions, never the source, so this is where messy input is made
+regular: long rows are pivoted to wide, timestamps are made UTC, duplicates are averaged, and the
+day is snapped onto a regular grid of ``sampling_seconds`` starting at the day's UTC start. Short
+gaps (<= 5 steps) are forward-filled; longer gaps stay NaN so scoring can see them. What was done
+is counted in ``quality`` so a run records how clean its input was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
+from tsad.config import GroupConfig
+from tsad.dates import day_bounds
+from tsad.errors import ConfigError, DataError, SourceError
+from tsad.partitions import TIMESTAMP, partition_path, write_partition
+
+#: Gaps of at most this many grid steps are forward-filled; longer ones stay NaN.
+MAX_FILL_STEPS = 5
+_MISSING_TEXT = ("", "nan", "na", "n/a", "null", "none")  # empty readings, not bad ones
+QUALITY_KEYS = (
+    "rows_read",
+    "rows_outside_day",
+    "null_timestamps",
+    "ambiguous_timestamps",
+    "duplicate_timestamps",
+    "out_of_order",
+    "extra_channels",
+    "grid_points",
+    "missing_points",
+    "filled_points",
+    "nan_points",
+)
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    """Where the partition went, how many grid rows it has, and the data-quality counts."""
+
+    path: str
+    rows: int
+    quality: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types, for Airflow XCom."""
+        return {
+            "path": str(self.path),
+            "rows": int(self.rows),
+            "quality": {str(k): int(v) for k, v in self.quality.items()},
+        }
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """Rows as read from the source, before any cleaning; ``where`` names the table or file."""
+
+    frame: pd.DataFrame
+    where: str
+    found_channels: list[str] | None = None  # wide SQL: channel columns the table has
+    decimal_comma: bool = False  # ';' csv exports often write 12,5
+
+
+def extract_day(
+    group: GroupConfig,
+    day: date,
+    site_timezone: str,
+    data_dir: str | Path,
+    source_url: str | None = None,
+) -> ExtractResult:
+    """Extract ``day`` (site-local) of ``group`` into its partition; re-running overwrites it.
+
+    ``source_url`` overrides ``group.source.url`` (the Airflow layer resolves ``conn_id`` to it).
+    Quality counts: rows_read, rows_outside_day, null_timestamps, ambiguous_timestamps,
+    duplicate_timestamps, out_of_order (in the order the source returned rows), extra_channels,
+    grid_points; missing_points, filled_points and nan_points count cells (grid point x channel).
+    """
+    start, end = day_bounds(day, site_timezone)
+    if group.source.kind == "sql":
+        raw = _read_sql(group, start, end, _source_url(group, source_url))
+    else:
+        raw = _read_file(group, day)
+    frame, quality = _clean(raw, group, day, start, end)
+    path = partition_path(data_dir, group.name, day)
+    write_partition(frame, path)
+    return ExtractResult(path=str(path), rows=len(frame), quality=quality)
+
+
+# ---------------------------------------------------------------- reading the source
+
+
+def _source_url(group: GroupConfig, source_url: str | None) -> str:
+    if source_url:
+        return source_url
+    if group.source.url:
+        return group.source.url
+    raise ConfigError(
+        f"group {group.name!r}: source uses conn_id {group.source.conn_id!r}, which needs Airflow "
+        "to resolve it; run the task in Airflow or pass an explicit source URL "
+        "(source_url / source.url)"
+    )
+
+
+def _engine(url: str) -> sa.Engine:
+    from tsad.storage.engine import get_engine  # lazy: the one place that creates engines
+
+    return get_engine(url)
+
+
+def _read_sql(group: GroupConfig, start: datetime, end: datetime, url: str) -> _Raw:
+    """The day's rows, bounded in SQL with bound parameters; the table is checked first."""
+    src = group.source
+    assert src.table is not None
+    engine = _engine(url)
+    shown = engine.url.render_as_string(hide_password=True)
+    database = engine.url.database
+    if (
+        engine.dialect.name == "sqlite"
+        and database
+        and database != ":memory:"
+        and not Path(database).exists()
+    ):
+        raise SourceError(
+            f"source database {shown} does not exist (file {database}); "
+            f"check the URL of group {group.name!r} or run simulate first"
+        )
+    where = f"table {src.table!r} in {shown}"
+    try:
+        inspector = sa.inspect(engine)
+        if not inspector.has_table(src.table):
+            raise SourceError(
+                f"source table {src.table!r} not found in {shown}; "
+                f"check 'table' of group {group.name!r} or run simulate first"
+            )
+        types = {c["name"]: c["type"] for c in inspector.get_columns(src.table)}
+        needed = [
+            src.timestamp_column,
+            *((src.sensor_column, src.value_column) if src.layout == "long" else ()),
+        ]
+        _require_columns(list(types), needed, where, group)
+        found = None
+        if src.layout == "long":
+            selected = needed
+        else:
+            found = [c for c in types if c != src.timestamp_column]
+            selected = [src.timestamp_column, *(c for c in group.channels if c in types)]
+        lo, hi, bind_type = _sql_bounds(
+            types[src.timestamp_column], start, end, src.timestamps_timezone
+        )
+        table = sa.table(src.table, *(sa.column(c) for c in selected))
+        ts = table.c[src.timestamp_column]
+        query = sa.select(*table.c).where(
+            ts >= sa.bindparam("start", lo, type_=bind_type),
+            ts < sa.bindparam("end", hi, type_=bind_type),
+        )
+        with engine.connect() as conn:
+            rows = conn.execute(query).all()
+    except SQLAlchemyError as exc:
+        reason = getattr(exc, "orig", None) or exc
+        raise SourceError(f"cannot read {where}: {type(reason).__name__}: {reason}") from None
+    return _Raw(pd.DataFrame(rows, columns=selected), where, found)
+
+
+def _sql_bounds(
+    ts_type: Any, start: datetime, end: datetime, source_tz: str
+) -> tuple[Any, Any, Any]:
+    """Bounds as the column stores time: aware for timestamptz, naive in the source zone otherwise.
+
+    A column that is not a DateTime (text) gets a day of slack each side, because text compares
+    character by character; the exact day is cut after parsing either way.
+    """
+    if isinstance(ts_type, sa.DateTime) and ts_type.timezone:
+        return start, end, sa.DateTime(timezone=True)
+    lo, hi = (
+        pd.Timestamp(t).tz_convert(source_tz).tz_localize(None).to_pydatetime()
+        for t in (start, end)
+    )
+    if not isinstance(ts_type, sa.DateTime):
+        lo, hi = lo - timedelta(days=1), hi + timedelta(days=1)
+    return lo, hi, sa.DateTime()
+
+
+def _read_file(group: GroupConfig, day: date) -> _Raw:
+    """The day's dropped file, csv (',' or ';', sniffed from the header) or parquet."""
+    src = group.source
+    assert src.path is not None
+    path = Path(src.path.format(date=day.isoformat(), group=group.name))
+    if not path.is_file():
+        raise SourceError(
+            f"no source file for group {group.name!r} on {day.isoformat()}: {path} "
+            "does not exist; check 'path' in the config or that the day's file was delivered"
+        )
+    where = f"file {path}"
+    sep = ","
+    try:
+        if src.format == "parquet":
+            frame = pd.read_parquet(path)
+        else:
+            sep = _sniff_separator(path)
+            frame = pd.read_csv(path, sep=sep, dtype=str, encoding="utf-8-sig")
+    except (
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        UnicodeDecodeError,
+        OSError,
+        ValueError,
+    ) as exc:
+        raise SourceError(
+            f"cannot read source {where} (group {group.name!r}, {day.isoformat()}): "
+            f"{type(exc).__name__}: {exc}; the file is corrupt or not {src.format}"
+        ) from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return _Raw(frame, where, decimal_comma=src.format == "csv" and sep == ";")
+
+
+def _sniff_separator(path: Path) -> str:
+    with path.open("r", encoding="utf-8-sig", errors="replace") as handle:
+        header = handle.readline()
+    return ";" if header.count(";") > header.count(",") else ","
+
+
+# ---------------------------------------------------------------- cleaning
+
+
+def _require_columns(present: list[str], needed: list[str], where: str, group: GroupConfig) -> None:
+    for column in needed:
+        if column not in present:
+            raise DataError(
+                f"column {column!r} not found in {where} (group {group.name!r}); it has "
+                f"{present}; fix the source or the group's timestamp/sensor/value_column"
+            )
+
+
+def _clean(
+    raw: _Raw, group: GroupConfig, day: date, start: datetime, end: datetime
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Raw rows -> the day's wide frame on the regular grid, plus quality counts."""
+    src = group.source
+    frame = raw.frame
+    needed = [
+        src.timestamp_column,
+        *((src.sensor_column, src.value_column) if src.layout == "long" else ()),
+    ]
+    _require_columns(list(frame.columns), needed, raw.where, group)
+    quality = {"rows_read": len(frame)}
+    keys = frame[src.sensor_column].astype(str) if src.layout == "long" else None
+    ts, quality["ambiguous_timestamps"] = _to_utc(
+        frame[src.timestamp_column], src.timestamps_timezone, keys, src.timestamp_column, raw.where
+    )
+    quality["null_timestamps"] = int(frame[src.timestamp_column].isna().sum())
+    step = ts.diff()
+    quality["out_of_order"] = int((step < pd.Timedelta(0)).sum())
+    keep = (ts >= start) & (ts < end)
+    quality["rows_outside_day"] = int((ts.notna() & ~keep).sum())
+    frame, stamps = frame[keep.to_numpy()], pd.DatetimeIndex(ts[keep], name=TIMESTAMP)
+    if frame.empty:
+        raise DataError(
+            f"no rows for group {group.name!r} on {day.isoformat()} "
+            f"({start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC) in {raw.where}"
+        )
+    if src.layout == "long":
+        wide, quality["duplicate_timestamps"], quality["extra_channels"] = _pivot_long(
+            frame, stamps, group, day, raw
+        )
+    else:
+        wide, quality["duplicate_timestamps"], quality["extra_channels"] = _dedup_wide(
+            frame, stamps, group, day, raw
+        )
+    return _to_grid(wide, group, start, end, quality)
+
+
+def _to_utc(
+    values: pd.Series, tz: str, keys: pd.Series | None, column: str, where: str
+) -> tuple[pd.Series, int]:
+    """Parse timestamps; naive ones are local to ``tz``. Returns UTC stamps and how many were
+    dropped (NaT) as ambiguous (a DST fold not inferable from row order) or nonexistent."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(
+        values.dtype
+    ):
+        parsed = values
+    else:
+        try:
+            parsed = pd.to_datetime(values, errors="coerce", format="ISO8601")
+        except (ValueError, TypeError):  # mixed UTC offsets (e.g. across a DST change)
+            parsed = pd.to_datetime(values, errors="coerce", format="ISO8601", utc=True)
+        bad = parsed.isna() & values.notna()
+        if bad.any():
+            raise DataError(
+                f"timestamp column {column!r} in {where} has a value that is not an ISO 8601 "
+                f"date-time: {values[bad].iloc[0]!r}; fix the source export"
+            )
+    ambiguous = 0
+    if parsed.dt.tz is None:
+        naive = parsed
+        parsed = _localize(naive, tz, keys)
+        ambiguous = int((parsed.isna() & naive.notna()).sum())
+    return parsed.dt.tz_convert("UTC").dt.as_unit("us"), ambiguous
+
+
+def _localize(naive: pd.Series, tz: str, keys: pd.Series | None) -> pd.Series:
+    """Attach ``tz``; a DST fold is resolved from row order (per sensor for long rows)."""
+    if tz == "UTC":
+        return naive.dt.tz_localize("UTC")
+    try:
+        return naive.dt.tz_localize(tz, ambiguous="infer", nonexistent="NaT")
+    except ValueError:
+        pass
+    if keys is not None:
+        try:
+            return naive.groupby(keys.to_numpy(), sort=False).transform(
+                lambda s: s.dt.tz_localize(tz, ambiguous="infer", nonexistent="NaT")
+            )
+        except ValueError:
+            pass
+    return naive.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+
+
+def _numeric(values: pd.Series, column: str, where: str, decimal_comma: bool) -> pd.Series:
+    """Floats, or a DataError naming the column and a bad value (';' csv may use decimal commas)."""
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        return values.astype("float64")
+    text = values.astype("string").str.strip()
+    number = pd.to_numeric(text, errors="coerce")
+    if decimal_comma:
+        number = number.fillna(
+            pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
+        )
+    bad = number.isna() & text.notna() & ~text.str.lower().isin(_MISSING_TEXT)
+    if bad.any():
+        raise DataError(
+            f"column {column!r} in {where} has a non-numeric value "
+            f"{values[bad].iloc[0]!r}; fix the source or drop the channel"
+        )
+    return number.astype("float64")
+
+
+def _missing_channel(
+    channel: str, group: GroupConfig, day: date, where: str, found: list[str]
+) -> DataError:
+    return DataError(
+        f"channel {channel!r} of group {group.name!r} not found for {day.isoformat()} in "
+        f"{where}; channels found: {sorted(found)}; fix 'channels' in the config or the source"
+    )
+
+
+def _pivot_long(
+    frame: pd.DataFrame, ts: pd.DatetimeIndex, group: GroupConfig, day: date, raw: _Raw
+) -> tuple[pd.DataFrame, int, int]:
+    src = group.source
+    sensors = frame[src.sensor_column].astype(str).to_numpy()
+    found = sorted(set(sensors))
+    for channel in group.channels:
+        if channel not in found:
+            raise _missing_channel(channel, group, day, raw.where, found)
+    mine = np.isin(sensors, group.channels)
+    values = _numeric(frame[src.value_column][mine], src.value_column, raw.where, raw.decimal_comma)
+    rows = pd.DataFrame({TIMESTAMP: ts[mine], "sensor": sensors[mine], "value": values.to_numpy()})
+    duplicates = int(rows.duplicated([TIMESTAMP, "sensor"]).sum())
+    wide = rows.groupby([TIMESTAMP, "sensor"], sort=True)["value"].mean().unstack("sensor")
+    return wide, duplicates, len(set(found) - set(group.channels))
+
+
+def _dedup_wide(
+    frame: pd.DataFrame, ts: pd.DatetimeIndex, group: GroupConfig, day: date, raw: _Raw
+) -> tuple[pd.DataFrame, int, int]:
+    src = group.source
+    found = raw.found_channels
+    if found is None:
+        found = [c for c in frame.columns if c != src.timestamp_column]
+    for channel in group.channels:
+        if channel not in found:
+            raise _missing_channel(channel, group, day, raw.where, found)
+    data = {
+        c: _numeric(frame[c], c, raw.where, raw.decimal_comma).to_numpy() for c in group.channels
+    }
+    rows = pd.DataFrame(data, index=ts)
+    duplicates = int(rows.index.duplicated().sum())
+    wide = rows.groupby(level=0, sort=True).mean() if duplicates else rows.sort_index(kind="stable")
+    return wide, duplicates, len(set(found) - set(group.channels))
+
+
+def _to_grid(
+    wide: pd.DataFrame, group: GroupConfig, start: datetime, end: datetime, quality: dict[str, int]
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Snap onto the day's grid (nearest within half a step), then fill only short gaps."""
+    step = pd.Timedelta(seconds=group.sampling_seconds)
+    grid = pd.date_range(
+        pd.Timestamp(start),
+        pd.Timestamp(end),
+        freq=step,
+        inclusive="left",
+        unit="us",
+        name=TIMESTAMP,
+    )
+    wide = wide.reindex(columns=group.channels)
+    wide.index = pd.DatetimeIndex(wide.index).tz_convert("UTC").as_unit("us")
+    snapped = wide.reindex(grid, method="nearest", tolerance=step / 2).astype("float64")
+    filled = _fill_short_gaps(snapped, MAX_FILL_STEPS)
+    missing = int(snapped.isna().to_numpy().sum())
+    nan = int(filled.isna().to_numpy().sum())
+    quality.update(
+        grid_points=len(grid), missing_points=missing, filled_points=missing - nan, nan_points=nan
+    )
+    return filled, {k: int(quality[k]) for k in QUALITY_KEYS}
+
+
+def _fill_short_gaps(frame: pd.DataFrame, limit: int) -> pd.DataFrame:
+    """Forward-fill NaN runs of at most ``limit`` steps; a longer run stays NaN end to end."""
+    values = frame.to_numpy(copy=True)
+    carried = frame.ffill().to_numpy()
+    for j in range(values.shape[1]):
+        gaps = np.diff(np.concatenate([[0], np.isnan(values[:, j]).astype(np.int8), [0]]))
+        for lo, hi in zip(np.flatnonzero(gaps == 1), np.flatnonzero(gaps == -1), strict=True):
+            if hi - lo <= limit:
+                values[lo:hi, j] = carried[lo:hi, j]
+    return pd.DataFrame(values, index=frame.index, columns=[str(c) for c in frame.columns])

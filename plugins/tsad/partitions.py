@@ -1,0 +1,139 @@
+"""Where extracted partitions live, and reading one day or a range of days back.
+
+A partition is one (group, site-local day) of readings: the wide frame described in
+``docs/architecture.md``, stored as
+``{data_dir}/extracts/group={group}/date={YYYY-MM-DD}/readings.parquet`` (column ``timestamp``
+as ``timestamp[us, tz=UTC]``, one float64 column per channel). Writes are atomic so a crashed
+extract never leaves a half-written file for training or scoring to read.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tsad.errors import DataError
+
+TIMESTAMP = "timestamp"
+
+
+def partition_path(data_dir: str | Path, group: str, day: date) -> Path:
+    """The one path of a (group, day) partition; extract writes it, everything else reads it."""
+    return (
+        Path(data_dir)
+        / "extracts"
+        / f"group={group}"
+        / f"date={day.isoformat()}"
+        / "readings.parquet"
+    )
+
+
+def write_partition(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` to ``path`` atomically: temp file in the same folder, fsync, replace."""
+    table = _to_arrow(frame)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".readings-", suffix=".parquet.tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            pq.write_table(table, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def read_partition(
+    data_dir: str | Path, group: str, day: date, channels: list[str]
+) -> pd.DataFrame:
+    """One day's wide frame with exactly ``channels`` (in that order)."""
+    path = partition_path(data_dir, group, day)
+    if not path.is_file():
+        raise DataError(
+            f"no extracted partition for group {group!r} on {day.isoformat()}: {path} does not "
+            "exist; run extract for that day first"
+        )
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(
+            f"partition {path} is unreadable ({exc}); re-run extract for that day"
+        ) from None
+    missing = [c for c in [TIMESTAMP, *channels] if c not in schema.names]
+    if missing:
+        found = [n for n in schema.names if n != TIMESTAMP]
+        raise DataError(
+            f"partition {path} has no column {missing[0]!r} (group {group!r}, {day.isoformat()}); "
+            f"it has channels {found}; re-run extract for that day with the current config"
+        )
+    table = pq.read_table(path, columns=[TIMESTAMP, *channels])
+    return _from_arrow(table, channels)
+
+
+def read_days(
+    data_dir: str | Path, group: str, days: Iterable[date], channels: list[str]
+) -> pd.DataFrame:
+    """Several days concatenated in time order; every missing day is named at once."""
+    wanted = sorted(set(days))
+    missing = [d for d in wanted if not partition_path(data_dir, group, d).is_file()]
+    if missing:
+        names = ", ".join(d.isoformat() for d in missing)
+        raise DataError(
+            f"no extracted partitions for group {group!r} on {names} "
+            f"(looked under {Path(data_dir) / 'extracts' / f'group={group}'}); "
+            "run extract for those days first"
+        )
+    if not wanted:
+        return _empty(channels)
+    frames = [read_partition(data_dir, group, d, channels) for d in wanted]
+    out = pd.concat(frames)
+    if not out.index.is_monotonic_increasing:
+        out = out.sort_index(kind="stable")
+    return out
+
+
+def _to_arrow(frame: pd.DataFrame) -> pa.Table:
+    """Validate the shared frame shape and fix the on-disk types (us, UTC; float64)."""
+    index = frame.index
+    if not isinstance(index, pd.DatetimeIndex) or index.tz is None:
+        raise DataError("a partition frame needs a tz-aware DatetimeIndex (UTC) named 'timestamp'")
+    index = index.tz_convert("UTC").as_unit("us")
+    columns: dict[str, pa.Array] = {TIMESTAMP: pa.array(index, type=pa.timestamp("us", tz="UTC"))}
+    for name in frame.columns:
+        columns[str(name)] = pa.array(frame[name].to_numpy(dtype="float64"), type=pa.float64())
+    return pa.table(columns)
+
+
+def _from_arrow(table: pa.Table, channels: list[str]) -> pd.DataFrame:
+    ts = pd.DatetimeIndex(table.column(TIMESTAMP).to_pandas()).tz_convert("UTC").as_unit("us")
+    data = {c: table.column(c).to_numpy().astype("float64", copy=False) for c in channels}
+    return pd.DataFrame(data, index=ts.rename(TIMESTAMP), columns=list(channels))
+
+
+def _empty(channels: list[str]) -> pd.DataFrame:
+    index = pd.DatetimeIndex([], dtype="datetime64[us, UTC]", name=TIMESTAMP)
+    return pd.DataFrame({c: pd.Series([], dtype="float64") for c in channels}, index=index)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename durable; a no-op where directories cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,170 @@
+"""tsad's tables: a public contract for downstream reports (additive changes only).
+
+This ``MetaData`` is the single definition of the schema; Alembic migrations will be generated
+from it. Types are portable between SQLite and PostgreSQL: timestamps are ``timestamptz`` on
+PostgreSQL and UTC ISO text on SQLite, and :class:`UTCDateTime` makes both hand back tz-aware
+UTC datetimes. ``partition_date`` is the site-local data day.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A UTC instant: rejects naive datetimes, stores UTC, reads back tz-aware UTC everywhere.
+
+    SQLite has no time zone type, so values are stored as naive UTC text (lexically ordered);
+    PostgreSQL stores ``timestamptz`` and returns it in the session's zone, converted here.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if hasattr(value, "to_pydatetime"):  # pandas.Timestamp
+            value = value.to_pydatetime()
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"timestamp {value.isoformat()} has no time zone; tsad stores UTC")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+#: JSON on SQLite, jsonb on PostgreSQL (indexable, queryable by analysts); None is SQL NULL.
+JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+GROUP = 63  # tsad.config.GROUP_NAME allows 63 characters
+
+model_version = Table(
+    "model_version",
+    metadata,
+    Column("id", String(100), primary_key=True, comment="'{group}/v{version:04d}'"),
+    Column("sensor_group", String(GROUP), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("detector_kind", String(32), nullable=False),
+    Column("config_json", JSONType, nullable=False),
+    Column("config_sha256", String(64), nullable=False),
+    Column("artifact_uri", Text, nullable=False),
+    Column("manifest_sha256", String(64), nullable=False),
+    Column("training_start", Date, nullable=False),
+    Column("training_end", Date, nullable=False),
+    Column("threshold_strategy", String(32), nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("metrics_json", JSONType, nullable=True),
+    Column("code_version", String(100), nullable=True),
+    Column("created_by_run", String(250), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("status", String(32), nullable=False),
+    UniqueConstraint("sensor_group", "version"),
+)
+
+detection_run = Table(
+    "detection_run",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dag_id", String(250), nullable=True),
+    Column("run_id", String(250), nullable=True),
+    Column("sensor_group", String(GROUP), nullable=False),
+    Column("partition_date", Date, nullable=False),
+    Column("site_timezone", String(64), nullable=False),
+    Column("data_start", UTCDateTime, nullable=True),
+    Column("data_end", UTCDateTime, nullable=True),
+    Column("model_version_id", String(100), nullable=True),
+    Column("threshold", Float, nullable=True),
+    Column("n_rows", Integer, nullable=False),
+    Column("n_windows", Integer, nullable=False),
+    Column("n_anomalous_points", Integer, nullable=False),
+    Column("n_events", Integer, nullable=False),
+    Column("quality_json", JSONType, nullable=True),
+    Column("drift", Boolean, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("message", Text, nullable=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Index(None, "sensor_group", "partition_date", "id"),
+)
+
+anomaly_event = Table(
+    "anomaly_event",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("detection_run_id", Integer, ForeignKey("detection_run.id"), nullable=False),
+    Column("sensor_group", String(GROUP), nullable=False),
+    Column("partition_date", Date, nullable=False),
+    Column("start_ts", UTCDateTime, nullable=False),
+    Column("end_ts", UTCDateTime, nullable=False),
+    Column("peak_ts", UTCDateTime, nullable=False),
+    Column("peak_score", Float, nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("severity", Float, nullable=False, comment="peak_score / threshold; >= 1 is anomalous"),
+    Column("n_points", Integer, nullable=False),
+    Column("top_channels_json", JSONType, nullable=False,
+           comment='[{"channel": str, "contribution": fraction 0..1}], largest first'),
+    Column("model_version_id", String(100), nullable=True),
+    Index(None, "sensor_group", "partition_date"),
+    Index(None, "start_ts"),
+)
+
+# The primary key's leading (sensor_group, partition_date) already serves per-partition reads and
+# the partition delete, so there is no separate index on them: this is the largest table.
+anomaly_point = Table(
+    "anomaly_point",
+    metadata,
+    Column("sensor_group", String(GROUP), primary_key=True),
+    Column("partition_date", Date, primary_key=True),
+    Column("channel", String(200), primary_key=True),
+    Column("ts", UTCDateTime, primary_key=True),
+    Column("score", Float, nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("severity", Float, nullable=False),
+    Column("contribution", Float, nullable=True),
+    Column("detection_run_id", Integer, ForeignKey("detection_run.id"), nullable=False),
+    Column("model_version_id", String(100), nullable=True),
+)
+
+
+def create_schema(engine: Engine) -> None:
+    """Create missing tables and indexes (a stop-gap until Alembic migrations exist)."""
+    metadata.create_all(engine, checkfirst=True)
