@@ -18,6 +18,15 @@ TRAIN_QUEUE = os.environ.get("TSAD_TRAIN_QUEUE", "gpu")
 TRAIN_POOL = os.environ.get("TSAD_TRAIN_POOL", "gpu")
 SCHEDULE = os.environ.get("TSAD_SCHEDULE", "30 1 * * *")
 TIMEZONE = os.environ.get("TSAD_SCHEDULE_TIMEZONE", "UTC")
+LABEL = "{{ sensor_group }}"  # names each mapped task instance after its group in the UI
+RETRIES = int(os.environ.get("TSAD_TASK_RETRIES", "2"))
+
+
+def labelled(group: str) -> dict:
+    """The task's context, carrying the group name that ``map_index_template`` shows."""
+    context = get_current_context()
+    context["sensor_group"] = group  # type: ignore[typeddict-unknown-key]
+    return context
 
 
 @dag(
@@ -26,7 +35,7 @@ TIMEZONE = os.environ.get("TSAD_SCHEDULE_TIMEZONE", "UTC")
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=4,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5),
+    default_args={"retries": RETRIES, "retry_delay": timedelta(minutes=5),
                   "execution_timeout": timedelta(hours=2)},
     params={
         "force_retrain": Param(False, type="boolean",
@@ -49,29 +58,29 @@ def tsad_nightly() -> None:
 
     @task_group(group_id="sensor_group")
     def per_group(group: str) -> None:
-        @task(map_index_template="{{ task.op_kwargs['group'] }}")
+        @task(map_index_template=LABEL)
         def extract(group: str) -> dict:
             from tsad.airflow_layer import tasks
 
-            return tasks.extract(group, get_current_context())
+            return tasks.extract(group, labelled(group))
 
-        @task(queue=TRAIN_QUEUE, pool=TRAIN_POOL, map_index_template="{{ task.op_kwargs['group'] }}")
+        @task(queue=TRAIN_QUEUE, pool=TRAIN_POOL, map_index_template=LABEL)
         def ensure_model(group: str) -> dict:
             from tsad.airflow_layer import tasks
 
-            return tasks.ensure_model(group, get_current_context())
+            return tasks.ensure_model(group, labelled(group))
 
-        @task(map_index_template="{{ task.op_kwargs['group'] }}")
+        @task(map_index_template=LABEL)
         def detect(group: str, model: dict) -> dict:
             from tsad.airflow_layer import tasks
 
-            return tasks.detect(group, model, get_current_context())
+            return tasks.detect(group, model, labelled(group))
 
-        @task(map_index_template="{{ task.op_kwargs['group'] }}")
+        @task(map_index_template=LABEL)
         def alert(group: str) -> dict:
             from tsad.airflow_layer import tasks
 
-            return tasks.alert(group, get_current_context())
+            return tasks.alert(group, labelled(group))
 
         extracted = extract(group)
         model = ensure_model(group)

@@ -30,6 +30,7 @@ def airflow_environment(repo: Path, airflow_home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__PARALLELISM": "2",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "TSAD_TASK_RETRIES": "0",  # dag.test() would sit out each retry delay
         "TSAD_CONFIG": os.environ.get("TSAD_CONFIG", str(repo / "tsad.yaml")),
     }
 
