@@ -8,7 +8,6 @@ errors on those unseen windows. It also measures the model against the persisten
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,28 +21,13 @@ from tsad.networks import build_network
 from tsad.scaling import ChannelScaler
 from tsad.thresholds import Threshold, make_threshold, threshold_from_dict
 from tsad.training import train
-from tsad.windows import PointAccumulator, valid_starts, window_starts, window_view
+from tsad.scoring import Scores, score_series
+from tsad.windows import valid_starts, window_view
 
 log = logging.getLogger(__name__)
 
 SPIKE_SIZE = 6.0  # in training standard deviations
-SCORE_BATCH = 4096
 MIN_WINDOWS = 64
-
-
-@dataclass
-class Scores:
-    """Reconstruction errors of one series. Higher = more anomalous."""
-
-    timestamps: pd.DatetimeIndex
-    window_starts: np.ndarray  # [n_windows] index of each scored window's first timestamp
-    window_scores: np.ndarray  # [n_windows, n_channels] mean squared error over the window
-    point_scores: np.ndarray  # [n_timesteps, n_channels] mean over the windows covering a point
-    aggregate: np.ndarray  # [n_timesteps] mean over channels; NaN where no window covered
-
-    def flags(self, threshold: float) -> np.ndarray:
-        with np.errstate(invalid="ignore"):
-            return self.aggregate > threshold
 
 
 class Detector:
@@ -114,22 +98,8 @@ class Detector:
         return self._score_scaled(self.scaler_.transform(raw), pd.DatetimeIndex(frame.index))
 
     def _score_scaled(self, series: np.ndarray, timestamps: pd.DatetimeIndex) -> Scores:
-        length, n, c = self.group.window.length, len(series), series.shape[1]
-        starts = valid_starts(series, window_starts(n, length, self.group.window.stride), length)
-        windows = window_view(series, length)
-        window_scores = np.empty((len(starts), c), dtype=np.float64)
-        points = PointAccumulator(n, c)
-        self.network_.eval()
-        with torch.inference_mode():
-            for lo in range(0, len(starts), SCORE_BATCH):
-                batch_starts = starts[lo: lo + SCORE_BATCH]
-                batch = torch.from_numpy(windows[batch_starts])
-                errors = ((self.network_(batch) - batch) ** 2).numpy()
-                window_scores[lo: lo + len(batch_starts)] = errors.mean(axis=1)
-                points.add(batch_starts, errors)
-        point_scores = points.result()
-        aggregate = point_scores.mean(axis=1)
-        return Scores(timestamps, starts, window_scores, point_scores, aggregate)
+        window = self.group.window
+        return score_series(self.network_, series, timestamps, window.length, window.stride)
 
     # ------------------------------------------------------------------ persistence
 
