@@ -1,4 +1,5 @@
-"""Digests, and their delivery to a real local SMTP server and a real local HTTP server."""
+"""Digests, routing (levels, snoozes, recipients), and delivery to a real local SMTP server and
+a real local HTTP server."""
 
 from __future__ import annotations
 
@@ -22,9 +23,15 @@ from tsad.alerts import (
     build_digest,
     log_digest,
     new_events,
+    plan_emails,
+    plot_files,
     post_webhook,
+    published_plot_url,
     send_email,
+    severity_level,
+    split_snoozed,
 )
+from tsad.config import SeverityRoute, Snooze
 
 UTC = timezone.utc
 DAY = date(2026, 11, 20)
@@ -219,3 +226,104 @@ def test_post_webhook_error_names_host_not_secret(http_server: tuple[str, list])
     assert "SECRET-TOKEN" not in str(info.value)
     with pytest.raises(AlertError, match="http or https"):
         post_webhook(digest, "file:///etc/passwd")
+
+
+# ---------------------------------------------------------------- routing: levels, snoozes
+
+ROUTES = [SeverityRoute(name="warning", min_severity=1.0),
+          SeverityRoute(name="critical", min_severity=5.0, email_to=["oncall@plant.example"],
+                        slack_mention="<!channel>")]
+
+
+def test_severity_level_is_the_highest_route_reached() -> None:
+    assert severity_level(0.9, ROUTES) is None
+    assert severity_level(1.0, ROUTES) == "warning"
+    assert severity_level(4.99, ROUTES) == "warning"
+    assert severity_level(7.0, ROUTES) == "critical"
+    assert severity_level(7.0, []) is None
+
+
+def test_snooze_holds_back_a_group_or_the_events_a_channel_leads() -> None:
+    flow_led = event(MIDNIGHT, top_channels_json=[{"channel": "flow", "contribution": 0.7},
+                                                  {"channel": "temp", "contribution": 0.2}])
+    temp_led = event(MIDNIGHT + timedelta(hours=2),
+                     top_channels_json=[{"channel": "temp", "contribution": 0.6},
+                                        {"channel": "flow", "contribution": 0.3}])
+    flow_sensor = Snooze(until="2026-11-21", channels=["flow"], reason="sensor swap")
+    keep, held = split_snoozed([flow_led, temp_led], [flow_sensor], DAY)
+    assert keep == [temp_led] and held == [(flow_led, flow_sensor)]
+    # the snooze ends on its 'until' day: alerts resume
+    assert split_snoozed([flow_led], [flow_sensor], date(2026, 11, 21)) == ([flow_led], [])
+    whole_group = Snooze(until="2026-12-01")
+    assert split_snoozed([flow_led, temp_led], [whole_group], DAY)[0] == []
+
+
+def test_plan_emails_routes_by_severity_one_email_per_recipient_set() -> None:
+    low = event(MIDNIGHT, severity=2.0)
+    high = event(MIDNIGHT + timedelta(hours=1), severity=8.0)
+    plan = plan_emails([low, high], ["ops@plant.example"], ROUTES)
+    assert [(d.recipients, len(d.events)) for d in plan] == [
+        (("oncall@plant.example",), 1), (("ops@plant.example",), 2)]
+    assert plan[0].events == (high,)
+    # a recipient listed twice gets one email
+    twice = plan_emails([high], ["oncall@plant.example"], ROUTES)
+    assert [(d.recipients, len(d.events)) for d in twice] == [(("oncall@plant.example",), 1)]
+    assert plan_emails([low], [], ROUTES) == []  # nobody routed: no email
+
+
+def test_digest_with_levels_plots_and_mention(tmp_path: Path) -> None:
+    plot = tmp_path / "plots" / "group=pumps" / "date=2026-11-20" / "event-1.png"
+    plot.parent.mkdir(parents=True)
+    plot.write_bytes(PNG)
+    high = event(MIDNIGHT, severity=8.0, plot_path=str(plot))
+    low = event(MIDNIGHT + timedelta(hours=1), severity=2.0, plot_path=str(tmp_path / "gone.png"))
+    assert plot_files([low, high]) == [plot]  # existing files only, most severe first
+    url = published_plot_url("https://plots.example/tsad/", tmp_path, str(plot))
+    assert url == "https://plots.example/tsad/group%3Dpumps/date%3D2026-11-20/event-1.png"
+    assert published_plot_url("https://p", tmp_path, "/elsewhere/x.png") is None
+
+    digest = build_digest("pumps", DAY, [low, high], [plot], routes=ROUTES,
+                          plot_url=lambda e: published_plot_url("https://p", tmp_path,
+                                                                e.get("plot_path")))
+    assert digest is not None
+    assert digest.subject.startswith("[tsad] CRITICAL pumps 2026-11-20: 2 anomaly events")
+    assert "level" in digest.text and "critical" in digest.text and "warning" in digest.text
+    assert digest.mention == "<!channel>"
+    assert digest.images == (("pumps 2026-11-20 00:00:00 severity 8.0",
+                              "https://p/group%3Dpumps/date%3D2026-11-20/event-1.png"),)
+    warning_only = build_digest("pumps", DAY, [low], routes=ROUTES)
+    assert warning_only is not None and warning_only.mention is None
+    assert warning_only.subject.startswith("[tsad] WARNING pumps")
+
+
+def test_webhook_payload_carries_mention_and_plot_images(http_server: tuple[str, list]) -> None:
+    base, received = http_server
+    digest = build_digest("pumps", DAY, [event(MIDNIGHT, severity=8.0)], routes=ROUTES,
+                          plot_url=lambda e: "https://plots.example/event-1.png")
+    assert digest is not None
+    post_webhook(digest, f"{base}/hook")
+    payload = json.loads(received[0][2])
+    assert payload["text"].startswith("<!channel> [tsad] CRITICAL")
+    assert payload["blocks"][1]["text"]["text"].startswith("<!channel> ```")
+    (image,) = [b for b in payload["blocks"] if b["type"] == "image"]
+    assert image["image_url"] == "https://plots.example/event-1.png"
+    assert "severity 8.0" in image["alt_text"]
+
+
+def test_alert_config_reads_routes_and_snoozes() -> None:
+    from tsad.config import AlertConfig, from_dict
+    from tsad.errors import ConfigError
+
+    cfg = from_dict(AlertConfig, {
+        "email_conn_id": "smtp_default", "email_to": ["ops@x"],
+        "routes": [{"name": "critical", "min_severity": 5, "email_to": ["oncall@x"]}],
+        "snooze": [{"until": "2026-12-01", "channels": ["flow"], "reason": "swap"}],
+        "plot_base_url": "https://plots.example"})
+    assert cfg.routes[0].min_severity == 5.0 and cfg.snooze[0].until_day == date(2026, 12, 1)
+    with pytest.raises(ConfigError, match="until"):
+        from_dict(AlertConfig, {"snooze": [{"until": "next week"}]})
+    with pytest.raises(ConfigError, match="min_severity"):
+        from_dict(AlertConfig, {"routes": [{"name": "low", "min_severity": 0.5}]})
+    with pytest.raises(ConfigError, match="duplicate"):
+        from_dict(AlertConfig, {"routes": [{"name": "a", "min_severity": 2},
+                                           {"name": "a", "min_severity": 3}]})

@@ -1,0 +1,146 @@
+"""The FastAPI app behind the "Anomalies" nav entry (mounted at :data:`URL_PREFIX`).
+
+Routes (all behind Airflow's auth, see ``auth``):
+
+- ``GET /``: events, filterable by group, channel, day range, minimum severity and verdict;
+- ``GET /events/{id}``: the event's plot, numbers, model version, raw-data SQL and verdicts;
+- ``GET /events/{id}/plot.png``: the plot (only files under ``{data_dir}/plots``);
+- ``POST /events/{id}/feedback``: record a true / false alarm verdict, back to the event page;
+- ``GET /api/events``: the filtered list as JSON.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+
+from tsad.airflow_layer.ui import auth, pages, queries
+from tsad.config import TsadConfig
+
+URL_PREFIX = "/tsad"
+CONFIG_TTL_S = 30.0
+
+app = FastAPI(title="tsad anomalies", docs_url=None, redoc_url=None, openapi_url=None)
+_config_cache: dict[str, Any] = {}
+
+
+@app.exception_handler(auth.LoginRequired)
+async def _to_login(_request: Request, exc: auth.LoginRequired) -> RedirectResponse:
+    return RedirectResponse(exc.login_url, status_code=307)
+
+
+def config() -> TsadConfig:
+    """tsad's config, re-read at most every :data:`CONFIG_TTL_S` seconds (no restart to edit it)."""
+    from tsad.config import load_config
+
+    now = time.monotonic()
+    if now - _config_cache.get("at", -math.inf) > CONFIG_TTL_S:
+        _config_cache.update(value=load_config(), at=now)
+    return _config_cache["value"]
+
+
+def _airflow_root(request: Request) -> str:
+    return request.scope.get("root_path", "").removesuffix(URL_PREFIX)
+
+
+def _filters(group: str | None = None, channel: str | None = None, start: str | None = None,
+             end: str | None = None, min_severity: str | None = None,
+             verdict: str | None = None) -> queries.EventFilter:
+    def day(value: str | None, name: str) -> date | None:
+        try:
+            return date.fromisoformat(value) if value else None
+        except ValueError:
+            raise HTTPException(400, f"'{name}' must be a date YYYY-MM-DD, got {value!r}") from None
+
+    try:
+        severity = float(min_severity) if min_severity else None
+    except ValueError:
+        raise HTTPException(400, f"'min_severity' must be a number, got {min_severity!r}") from None
+    return queries.EventFilter(group=group or None, channel=channel or None,
+                               start=day(start, "start"), end=day(end, "end"),
+                               min_severity=severity, verdict=verdict or None)
+
+
+Filters = Annotated[queries.EventFilter, Depends(_filters)]
+Viewer = Annotated[Any, Depends(auth.viewer)]
+Editor = Annotated[Any, Depends(auth.editor)]
+
+
+def _engine() -> Any:
+    engine = queries.records_engine(config())
+    if engine is None:
+        raise HTTPException(404, "tsad has not written any records yet: run the nightly DAG first")
+    return engine
+
+
+def _event(engine: Any, event_id: int) -> dict[str, Any]:
+    event = queries.get_event(engine, event_id)
+    if event is None:
+        raise HTTPException(404, f"no current anomaly event with id {event_id} (a re-run of its "
+                                 "day replaces event ids: search the list again)")
+    return event
+
+
+@app.get("/", response_class=HTMLResponse)
+def events(request: Request, user: Viewer, f: Filters) -> HTMLResponse:
+    cfg = config()
+    rows, truncated = queries.list_events(_engine(), f)
+    groups = {g.name: list(g.channels) for g in cfg.groups}
+    return HTMLResponse(pages.events_page(rows, truncated, f, groups, _airflow_root(request),
+                                          auth.DAG_ID))
+
+
+@app.get("/api/events")
+def events_json(user: Viewer, f: Filters) -> JSONResponse:
+    rows, truncated = queries.list_events(_engine(), f)
+    return JSONResponse({"events": [_jsonable(r) for r in rows], "truncated": truncated})
+
+
+@app.get("/events/{event_id}", response_class=HTMLResponse)
+def event(request: Request, event_id: int, user: Viewer) -> HTMLResponse:
+    from tsad.alerts import severity_level
+
+    cfg = config()
+    engine = _engine()
+    e = _event(engine, event_id)
+    group = next((g for g in cfg.groups if g.name == e["sensor_group"]), None)
+    channels = [t["channel"] for t in e["top_channels_json"] or []]
+    sql = (queries.raw_data_sql(group, e["start_ts"], e["end_ts"], channels or list(group.channels))
+           if group else f"-- group {e['sensor_group']} is no longer configured")
+    level = severity_level(e["severity"], group.alerts.routes) if group else None
+    return HTMLResponse(pages.event_page(e, queries.get_model(engine, e["model_version_id"]),
+                                         queries.verdicts(engine, e), sql, _airflow_root(request),
+                                         level))
+
+
+@app.get("/events/{event_id}/plot.png")
+def plot(event_id: int, user: Viewer) -> FileResponse:
+    e = _event(_engine(), event_id)
+    root = (Path(config().data_dir) / "plots").resolve()
+    path = Path(e["plot_path"] or "/nonexistent").resolve()
+    if root not in path.parents or not path.is_file():
+        raise HTTPException(404, f"the plot of event {event_id} is not under {root}")
+    return FileResponse(path, media_type="image/png")
+
+
+@app.post("/events/{event_id}/feedback")
+def feedback(request: Request, event_id: int, user: Editor,
+             label: Annotated[str, Form()], note: Annotated[str | None, Form()] = None
+             ) -> RedirectResponse:
+    engine = _engine()
+    try:
+        queries.add_verdict(engine, _event(engine, event_id), label, note, user.get_name())
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return RedirectResponse(str(request.url_for("event", event_id=event_id)), status_code=303)
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
+

@@ -1,0 +1,195 @@
+"""HTML for the Anomalies pages: plain server-rendered markup, every value escaped.
+
+No template engine and no JavaScript framework: the pages are small, load inside Airflow's iframe
+for external views, and work with any browser the Airflow UI supports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta, timezone
+from html import escape
+from typing import Any
+from urllib.parse import quote
+
+from tsad.airflow_layer.ui.queries import EventFilter
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:16px 20px;
+color:#1a202c}
+h1{font-size:20px;margin:0 0 12px}h2{font-size:16px;margin:20px 0 8px}
+a{color:#0b66c3}table{border-collapse:collapse;width:100%}
+th,td{padding:4px 8px;border-bottom:1px solid #e2e8f0;text-align:left;vertical-align:top}
+th{background:#f7fafc;font-weight:600}tr:hover td{background:#f7fafc}
+form.filters{display:flex;flex-wrap:wrap;gap:8px;align-items:end;margin-bottom:12px}
+form.filters label{display:flex;flex-direction:column;font-size:12px;color:#4a5568}
+input,select,button{font:inherit;padding:3px 6px}
+button{cursor:pointer;border:1px solid #a0aec0;border-radius:4px;background:#fff}
+button.true{border-color:#c53030;color:#c53030}button.false{border-color:#2f855a;color:#2f855a}
+.sev{font-weight:600}.lvl-high{color:#c53030}.lvl-mid{color:#c05621}
+.note{color:#4a5568;font-size:12px}
+.grid{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px}
+pre{background:#f7fafc;border:1px solid #e2e8f0;padding:8px;overflow:auto}
+img.plot{max-width:100%;border:1px solid #e2e8f0}
+.verdict-true_alarm{color:#c53030}.verdict-false_alarm{color:#2f855a}
+"""
+
+
+def page(title: str, body: str) -> str:
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>{escape(title)}</title><style>{CSS}</style></head>"
+            f"<body>{body}</body></html>")
+
+
+def _utc(ts: datetime | None) -> str:
+    return ts.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M") if ts else "-"
+
+
+def _duration(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours}h {rest // 60:02d}m" if hours else f"{rest // 60}m {rest % 60:02d}s"
+
+
+def _severity(value: float) -> str:
+    kind = "lvl-high" if value >= 5 else "lvl-mid" if value >= 2 else ""
+    return f'<span class="sev {kind}">{value:.2f}</span>'
+
+
+def _channels(event: dict[str, Any]) -> str:
+    return ", ".join(f"{escape(c['channel'])} {100 * float(c['contribution']):.0f}%"
+                     for c in event["top_channels_json"] or []) or "-"
+
+
+def _verdict(label: str | None) -> str:
+    if not label:
+        return '<span class="note">not reviewed</span>'
+    return f'<span class="verdict-{escape(label)}">{escape(label.replace("_", " "))}</span>'
+
+
+def _options(values: Sequence[str], selected: str | None, empty: str) -> str:
+    items = [f'<option value="">{escape(empty)}</option>']
+    items += [f'<option value="{escape(v)}"{" selected" if v == selected else ""}>{escape(v)}'
+              f"</option>" for v in values]
+    return "".join(items)
+
+
+def backfill_hint(start: date, end: date, airflow_root: str, dag_id: str) -> str:
+    """A link to the DAG's backfill form, with the logical dates that cover the data days.
+
+    A run is dated the morning after the data day it covers (the nightly timetable), so data days
+    ``start..end`` are the runs with logical dates ``start+1 .. end+1``. Airflow 3.3's backfill
+    form cannot be pre-filled through its URL: the dates are shown to copy, and as a CLI command.
+    """
+    first, last = start + timedelta(days=1), end + timedelta(days=1)
+    href = f"{airflow_root}/dags/{quote(dag_id)}/backfills"
+    command = (f"airflow backfill create --dag-id {dag_id} --from-date {first.isoformat()} "
+               f"--to-date {last.isoformat()}T23:59:59 --reprocess-behavior completed")
+    return (f'<p><a id="backfill" href="{escape(href)}" target="_top">Backfill data days '
+            f"{start.isoformat()} .. {end.isoformat()} in Airflow</a> "
+            f'<span class="note">(Trigger &rarr; Backfill; From {first.isoformat()} 00:00, '
+            f"To {last.isoformat()} 23:59; or <code>{escape(command)}</code>)</span></p>")
+
+
+def events_page(rows: list[dict[str, Any]], truncated: bool, f: EventFilter,
+                groups: dict[str, list[str]], airflow_root: str, dag_id: str) -> str:
+    channels = sorted({c for g, cs in groups.items() if not f.group or g == f.group for c in cs})
+    verdicts = ["unreviewed", "true_alarm", "false_alarm"]
+    form = (
+        '<form class="filters" method="get" action="">'
+        f'<label>group<select name="group">{_options(sorted(groups), f.group, "all")}'
+        "</select></label>"
+        f'<label>channel<select name="channel">{_options(channels, f.channel, "all")}'
+        "</select></label>"
+        f'<label>from<input type="date" name="start" value="{f.start or ""}"></label>'
+        f'<label>to<input type="date" name="end" value="{f.end or ""}"></label>'
+        f'<label>min severity<input type="number" step="0.5" min="0" name="min_severity" '
+        f'value="{"" if f.min_severity is None else f.min_severity}" style="width:6em"></label>'
+        f'<label>verdict<select name="verdict">'
+        f'{_options(verdicts, f.verdict, "any")}</select></label>'
+        '<button id="apply" type="submit">Filter</button>'
+        '<a href="?" class="note">reset</a></form>')
+    head = ("<tr><th>day</th><th>group</th><th>start (UTC)</th><th>duration</th>"
+            "<th>severity</th><th>top channels</th><th>model</th><th>verdict</th></tr>")
+    body = "".join(
+        f'<tr class="event" data-event-id="{r["event_id"]}">'
+        f'<td>{r["partition_date"]}</td><td>{escape(r["sensor_group"])}</td>'
+        f'<td><a href="events/{r["event_id"]}">{_utc(r["start_ts"])}</a></td>'
+        f'<td>{_duration(r["duration_seconds"])}</td><td>{_severity(r["severity"])}</td>'
+        f'<td>{_channels(r)}</td><td>{escape(r["model_version_id"] or "-")}</td>'
+        f'<td>{_verdict(r["feedback_label"])}</td></tr>' for r in rows)
+    summary = (f'<p class="note" id="count">{len(rows)} event{"s" if len(rows) != 1 else ""}'
+               f'{" (first 500 shown: narrow the filters)" if truncated else ""}; '
+               "severity = peak score / threshold, worst first per day.</p>")
+    days = sorted({r["partition_date"] for r in rows})
+    start, end = f.start or (days[0] if days else None), f.end or (days[-1] if days else None)
+    backfill = backfill_hint(start, end, airflow_root, dag_id) if start and end else ""
+    table = f'<table id="events">{head}{body}</table>' if rows else "<p>No events match.</p>"
+    return page("Anomalies", f"<h1>Anomalies</h1>{form}{summary}{table}{backfill}")
+
+
+def event_page(event: dict[str, Any], model: dict[str, Any] | None, history: list[dict[str, Any]],
+               sql: str, airflow_root: str, level: str | None) -> str:
+    e = event
+    facts = [
+        ("group", escape(e["sensor_group"])), ("data day", str(e["partition_date"])),
+        ("start (UTC)", _utc(e["start_ts"])), ("end (UTC)", _utc(e["end_ts"])),
+        ("peak (UTC)", _utc(e["peak_ts"])), ("duration", _duration(e["duration_seconds"])),
+        ("flagged points", str(e["n_points"])),
+        ("peak score / threshold", f"{e['peak_score']:.4f} / {e['threshold']:.4f}"),
+        ("severity", _severity(e["severity"]) + (f" ({escape(level)})" if level else "")),
+        ("top channels", _channels(e)),
+        ("run", _run_link(e, airflow_root)),
+    ]
+    grid = "".join(f"<div>{k}</div><div>{v}</div>" for k, v in facts)
+    plot = (f'<img class="plot" id="plot" src="{e["event_id"]}/plot.png" '
+            f'alt="readings, reconstructions and score around the event">'
+            if e["plot_path"] else '<p class="note">No plot was rendered for this event.</p>')
+    buttons = (
+        '<form method="post" action="' + f'{e["event_id"]}/feedback" id="feedback">'
+        '<input type="text" name="note" placeholder="note (optional)" size="40"> '
+        '<button class="true" name="label" value="true_alarm" id="true-alarm">True alarm</button> '
+        '<button class="false" name="label" value="false_alarm" id="false-alarm">False alarm'
+        "</button></form>")
+    past = "".join(f"<li>{_verdict(v['label'])} by {escape(v['created_by'] or '?')} at "
+                   f"{_utc(v['created_at'])}{': ' + escape(v['note']) if v['note'] else ''}</li>"
+                   for v in history)
+    verdict = (f'<p id="verdict">Current verdict: {_verdict(e["feedback_label"])}</p>{buttons}'
+               f'{"<ul>" + past + "</ul>" if past else ""}')
+    title = f"{e['sensor_group']} event {_utc(e['start_ts'])}"
+    body = (f'<p><a href="../">&larr; all anomalies</a></p><h1>{escape(title)}</h1>{plot}'
+            f'<h2>Numbers</h2><div class="grid">{grid}</div>'
+            f"<h2>Verdict</h2>{verdict}<h2>Model</h2>{_model(model, e['model_version_id'])}"
+            f'<h2>Raw data</h2><pre id="sql">{escape(sql)}</pre>')
+    return page(title, body)
+
+
+def _run_link(e: dict[str, Any], airflow_root: str) -> str:
+    if not e.get("dag_id") or not e.get("run_id") or e["dag_id"] == "tsad-cli":
+        return escape(f"{e.get('dag_id')} {e.get('run_id')}")
+    href = f"{airflow_root}/dags/{quote(e['dag_id'])}/runs/{quote(e['run_id'], safe='')}"
+    return f'<a href="{escape(href)}" target="_top">{escape(e["run_id"])}</a>'
+
+
+def _model(model: dict[str, Any] | None, version_id: str | None) -> str:
+    if model is None:
+        return f"<p>{escape(version_id or 'unknown')} (not recorded)</p>"
+    metrics = model.get("metrics_json") or {}
+    beats = metrics.get("beats_persistence")
+    rows = [
+        ("version", escape(model["id"])), ("detector", escape(model["detector_kind"])),
+        ("trained on", f"{model['training_start']} .. {model['training_end']}"),
+        ("threshold", f"{model['threshold']:.4f} ({escape(model['threshold_strategy'])})"),
+        ("held-out error", _num(metrics.get("model_error"))),
+        ("persistence baseline", _num(metrics.get("persistence_error"))
+         + ("" if beats is None else " (beaten)" if beats else " (NOT beaten)")),
+        ("created", f"{_utc(model['created_at'])} by {escape(model['created_by_run'] or '?')}"),
+    ]
+    return '<div class="grid" id="model">' + "".join(
+        f"<div>{k}</div><div>{v}</div>" for k, v in rows) + "</div>"
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.4f}"
+

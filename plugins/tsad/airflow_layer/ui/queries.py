@@ -1,0 +1,141 @@
+"""What the Anomalies pages read and write: the reporting views' queries, typed, plus verdicts.
+
+Events come from the ``v_current_events`` definition used as a typed subquery (so timestamps come
+back as UTC datetimes on SQLite too); verdicts go to ``anomaly_feedback``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import Engine, insert, inspect, select
+
+from tsad.config import GroupConfig, TsadConfig
+from tsad.storage.engine import describe
+from tsad.storage.schema import model_version
+from tsad.storage.views import FEEDBACK_LABELS, anomaly_feedback, create_views, current_events
+
+MAX_ROWS = 500
+
+
+def records_engine(config: TsadConfig) -> Engine | None:
+    """tsad's records database, or None while it has no tables (nothing has run yet)."""
+    from tsad.airflow_layer.connections import optional_url
+    from tsad.storage.engine import get_engine
+
+    engine = get_engine(optional_url(config.database.url, config.database.conn_id) or "")
+    if not inspect(engine).has_table("anomaly_event"):
+        return None
+    create_views(engine)
+    return engine
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    group: str | None = None
+    channel: str | None = None
+    start: date | None = None
+    end: date | None = None
+    min_severity: float | None = None
+    verdict: str | None = None  # true_alarm | false_alarm | unreviewed
+
+
+def list_events(engine: Engine, f: EventFilter) -> tuple[list[dict[str, Any]], bool]:
+    """Matching events, worst first; and whether more than :data:`MAX_ROWS` matched."""
+    events = current_events(engine.dialect.name).subquery("ev")
+    c = events.c
+    query = select(events)
+    if f.group:
+        query = query.where(c.sensor_group == f.group)
+    if f.start:
+        query = query.where(c.partition_date >= f.start)
+    if f.end:
+        query = query.where(c.partition_date <= f.end)
+    if f.min_severity is not None:
+        query = query.where(c.severity >= f.min_severity)
+    if f.verdict == "unreviewed":
+        query = query.where(c.feedback_label.is_(None))
+    elif f.verdict in FEEDBACK_LABELS:
+        query = query.where(c.feedback_label == f.verdict)
+    query = query.order_by(c.partition_date.desc(), c.severity.desc(), c.event_id)
+    with engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+    if f.channel:  # JSON containment differs by dialect; the list is small after the SQL filters
+        rows = [r for r in rows
+                if any(t["channel"] == f.channel for t in r["top_channels_json"] or [])]
+    return rows[:MAX_ROWS], len(rows) > MAX_ROWS
+
+
+def get_event(engine: Engine, event_id: int) -> dict[str, Any] | None:
+    events = current_events(engine.dialect.name).subquery("ev")
+    with engine.connect() as conn:
+        row = conn.execute(select(events).where(events.c.event_id == event_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def get_model(engine: Engine, version_id: str | None) -> dict[str, Any] | None:
+    if not version_id:
+        return None
+    with engine.connect() as conn:
+        row = conn.execute(select(model_version).where(model_version.c.id == version_id)) \
+            .mappings().first()
+    return dict(row) if row else None
+
+
+def verdicts(engine: Engine, event: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every verdict on the event (by its stable key), newest first."""
+    f = anomaly_feedback.c
+    query = (select(anomaly_feedback)
+             .where(f.sensor_group == event["sensor_group"], f.event_start_ts == event["start_ts"])
+             .order_by(f.id.desc()))
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def add_verdict(engine: Engine, event: dict[str, Any], label: str, note: str | None,
+                user: str) -> None:
+    if label not in FEEDBACK_LABELS:
+        raise ValueError(f"verdict must be one of {FEEDBACK_LABELS}, got {label!r}")
+    with engine.begin() as conn:
+        conn.execute(insert(anomaly_feedback).values(
+            sensor_group=event["sensor_group"], partition_date=event["partition_date"],
+            event_start_ts=event["start_ts"], event_id=event["event_id"], label=label,
+            note=(note or "").strip()[:2000] or None, created_by=user,
+            created_at=datetime.now(timezone.utc)))
+
+
+def raw_data_sql(group: GroupConfig, start: datetime, end: datetime,
+                 channels: list[str], pad: timedelta = timedelta(hours=1)) -> str:
+    """The SQL that pulls the event's raw readings (padded) from the group's source."""
+    from zoneinfo import ZoneInfo
+
+    src = group.source
+    zone = ZoneInfo(src.timestamps_timezone)
+    lo = (start - pad).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+    hi = (end + pad).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+    minutes = int(pad.total_seconds() // 60)
+    origin = f"connection {src.conn_id}" if src.conn_id else describe(src.url or "?")
+    where = (f"-- on the source of group {group.name} ({origin}): the event and {minutes} "
+             f"minutes either side,\n-- timestamps in {src.timestamps_timezone}")
+    if src.kind != "sql":
+        return (f"-- group {group.name} reads files, not SQL: {src.path}\n"
+                f"-- (layout {src.layout}) between {lo} and {hi} ({src.timestamps_timezone})")
+    ts = src.timestamp_column
+    if src.layout == "long":
+        names = ", ".join(_literal(c) for c in channels)
+        return (f"{where}\nSELECT {ts}, {src.sensor_column}, {src.value_column}\n"
+                f"FROM {src.table}\nWHERE {ts} >= '{lo}' AND {ts} < '{hi}'\n"
+                f"  AND {src.sensor_column} IN ({names})\nORDER BY {ts}, {src.sensor_column};")
+    columns = ", ".join(_quoted(c) for c in channels)
+    return (f"{where}\nSELECT {ts}, {columns}\nFROM {src.table}\n"
+            f"WHERE {ts} >= '{lo}' AND {ts} < '{hi}'\nORDER BY {ts};")
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

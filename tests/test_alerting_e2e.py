@@ -1,0 +1,241 @@
+"""End to end through Airflow: the anomalous day alerts by email and Slack with plots; the next day
+does not re-alert the event still going on at midnight; a failed task is reported by the notifiers.
+
+The real nightly DAG runs with ``dag.test()``; the SMTP server (aiosmtpd) and the Slack stand-in
+(an HTTP server that also publishes the plots folder, as ``plot_base_url`` expects) are local.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.request import urlopen
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from conftest import small_plant
+
+from tsad.storage.engine import get_engine
+from tsad.storage.records import read_events
+
+aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
+
+DAY = date(2026, 3, 5)
+NEXT = DAY + timedelta(days=1)
+FAULT = (datetime(2026, 3, 5, 21, tzinfo=timezone.utc),
+         datetime(2026, 3, 6, 3, tzinfo=timezone.utc))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append((list(envelope.rcpt_tos), msg))
+        return "250 OK"
+
+
+class Slack(BaseHTTPRequestHandler):
+    """POST: a Slack webhook that keeps the payloads. GET /plots/...: the published plots."""
+
+    posts: list[tuple[str, dict]] = []
+    plots_root: Path = Path("/nonexistent")
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).posts.append((self.path, json.loads(body)))
+        self._answer(200, b"ok", "text/plain")
+
+    def do_GET(self) -> None:  # noqa: N802
+        relative = self.path.removeprefix("/plots/").replace("%3D", "=")
+        file = (self.plots_root / relative).resolve()
+        if self.path.startswith("/plots/") and file.is_file() and self.plots_root in file.parents:
+            self._answer(200, file.read_bytes(), "image/png")
+        else:
+            self._answer(404, b"not found", "text/plain")
+
+    def _answer(self, status: int, body: bytes, kind: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receivers(tmp_path: Path) -> Iterator[tuple[Inbox, int, str]]:
+    inbox, smtp_port = Inbox(), free_port()
+    smtp = aiosmtpd_controller.Controller(inbox, hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+    Slack.posts, Slack.plots_root = [], (tmp_path / "data" / "plots").resolve()
+    http = ThreadingHTTPServer(("127.0.0.1", 0), Slack)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield inbox, smtp_port, f"http://127.0.0.1:{http.server_address[1]}"
+    finally:
+        http.shutdown()
+        http.server_close()
+        smtp.stop()
+
+
+@pytest.fixture
+def plant(tmp_path: Path, receivers: tuple[Inbox, int, str],
+          monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The pumps group, its alert routes going to the local receivers."""
+    from tsad.config import load_config
+
+    _, smtp_port, http = receivers
+    raw = small_plant(tmp_path)
+    raw["groups"] = raw["groups"][:1]
+    raw["groups"][0]["alerts"] = {
+        "email_conn_id": "tsad_smtp", "email_to": ["ops@plant.example"],
+        "slack_conn_id": "tsad_slack", "plot_base_url": f"{http}/plots",
+        "routes": [{"name": "warning", "min_severity": 1.0},
+                   {"name": "critical", "min_severity": 3.0, "email_to": ["oncall@plant.example"],
+                    "slack_mention": "<!channel>"}],
+    }
+    file = tmp_path / "tsad.yaml"
+    file.write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("TSAD_CONFIG", str(file))
+    monkeypatch.setenv("AIRFLOW_CONN_TSAD_SMTP", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": smtp_port,
+        "extra": {"from_email": "tsad@plant.example", "disable_tls": True, "disable_ssl": True,
+                  "retry_limit": 0, "timeout": 10}}))
+    monkeypatch.setenv("AIRFLOW_CONN_TSAD_SLACK", json.dumps({
+        "conn_type": "slackwebhook", "host": http, "password": "/services/T000/B000/XXXX"}))
+    return {"config": load_config(file), "http": http}
+
+
+def _fault_across_midnight(historian: str) -> None:
+    """A stuck-high flow sensor from 21:00 to 03:00: one event that spans two data days."""
+    engine = sa.create_engine(historian)
+    table = sa.Table("pump_readings", sa.MetaData(), autoload_with=engine)
+    start, end = (t.replace(tzinfo=None) for t in FAULT)
+    with engine.begin() as conn:
+        spread = conn.execute(sa.select(sa.func.max(table.c.value) - sa.func.min(table.c.value))
+                              .where(table.c.sensor == "flow")).scalar_one()
+        conn.execute(sa.update(table).where(table.c.sensor == "flow", table.c.ts >= start,
+                                            table.c.ts < end).values(value=table.c.value + spread))
+    engine.dispose()
+
+
+def test_anomalous_day_emails_and_posts_plots_and_the_next_day_does_not_repeat(
+        airflow_ready: Path, plant: dict, receivers: tuple[Inbox, int, str]) -> None:
+    from tsad.airflow_layer.demo import run_dag_for_day
+    from tsad.simulator import simulate
+
+    inbox, _, http = receivers
+    config = plant["config"]
+    simulate(config, DAY - timedelta(days=3), 5, [DAY], seed=3)
+    _fault_across_midnight(config.groups[0].source.url)
+    assert run_dag_for_day(DAY, {"force_retrain": True}) == "success"
+
+    engine = get_engine(config.database.url)
+    events = read_events(engine, "pumps", DAY)
+    assert events, "the anomalous day produced no events"
+    assert all(e["plot_path"] and Path(e["plot_path"]).is_file() for e in events)
+    last_point = datetime(2026, 3, 5, 23, 55, tzinfo=timezone.utc)  # 5-minute sampling
+    ongoing = [e for e in events if e["end_ts"] == last_point]
+    assert ongoing, "the fault running into midnight is not an event of the day"
+
+    # email: every event to ops with its plot; the critical ones (also) to on-call
+    ops = [msg for rcpts, msg in inbox.messages if "ops@plant.example" in rcpts]
+    assert len(ops) == 1
+    assert "pumps 2026-03-05" in ops[0]["Subject"]
+    assert f"{len(events)} anomaly event" in ops[0]["Subject"]
+    attachments = list(ops[0].iter_attachments())
+    assert sorted(a.get_filename() for a in attachments) == sorted(
+        Path(e["plot_path"]).name for e in events)
+    assert all(a.get_content_type() == "image/png" for a in attachments)
+    assert attachments[0].get_content() == Path(events[0]["plot_path"]).read_bytes() \
+        or len(attachments) > 1
+    critical = [e for e in events if e["severity"] >= 3.0]
+    oncall = [msg for rcpts, msg in inbox.messages if "oncall@plant.example" in rcpts]
+    assert len(oncall) == (1 if critical else 0)
+    if critical:
+        assert oncall[0]["Subject"].startswith("[tsad] CRITICAL")
+        assert f": {len(critical)} anomaly event" in oncall[0]["Subject"]
+
+    # Slack: one post with the table and the plots as images Slack can fetch
+    ((path, payload),) = Slack.posts
+    assert path == "/services/T000/B000/XXXX" and "pumps 2026-03-05" in payload["text"]
+    images = [b["image_url"] for b in payload["blocks"] if b["type"] == "image"]
+    assert images and all(url.startswith(f"{http}/plots/group%3Dpumps/") for url in images)
+    with urlopen(images[0], timeout=10) as response:
+        assert response.read()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # the next day: the fault still runs at midnight, but that event was already alerted
+    sent_before = (len(inbox.messages), len(Slack.posts))
+    assert run_dag_for_day(NEXT) == "success"
+    following = read_events(engine, "pumps", NEXT)
+    midnight = datetime(2026, 3, 6, tzinfo=timezone.utc)
+    assert any(e["start_ts"] == midnight for e in following), "the fault's second half is no event"
+    new_mail = inbox.messages[sent_before[0]:]
+    new_posts = Slack.posts[sent_before[1]:]
+    others = [e for e in following if e["start_ts"] != midnight]
+    assert len(new_posts) == (1 if others else 0) and len(new_mail) <= (2 if others else 0)
+    for _, msg in new_mail:
+        assert "2026-03-06 00:00:00" not in msg.get_body(preferencelist=("plain",)).get_content()
+    for _, post in new_posts:
+        assert "2026-03-06 00:00:00" not in json.dumps(post)
+
+    # each detect announced its partition on the records Asset; the reporting DAG reads the views
+    assert {("pumps", "2026-03-05"), ("pumps", "2026-03-06")} <= _asset_partitions()
+    assert _run_reporting_dag() == "success"
+    report = Path(config.data_dir) / "reports" / "daily-2026-03-06.csv"
+    header, row = report.read_text().splitlines()[:2]
+    assert header.startswith("partition_date,sensor_group,") and row.startswith("2026-03-06,pumps,")
+
+
+def _asset_partitions() -> set[tuple[str, str]]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = (session.query(AssetEvent).join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+                  .filter(AssetModel.name == "tsad_records").all())
+        return {(e.extra.get("sensor_group"), e.extra.get("partition_date")) for e in events}
+
+
+def _run_reporting_dag() -> str:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags"))
+    return str(bag.dags["tsad_reporting"].test().state)
+
+
+def test_a_failed_task_is_reported_by_email_and_slack(
+        airflow_ready: Path, plant: dict, receivers: tuple[Inbox, int, str]) -> None:
+    from tsad.airflow_layer.demo import run_dag_for_day
+
+    inbox, _, _ = receivers
+    missing_day = DAY + timedelta(days=30)  # nothing in the historian: extract fails
+    assert run_dag_for_day(missing_day) == "failed"
+    ((rcpts, msg),) = inbox.messages
+    assert rcpts == ["ops@plant.example"]
+    assert msg["Subject"] == "[tsad] FAILED tsad_nightly sensor_group.extract (pumps)"
+    body = msg.get_body(preferencelist=("html",)).get_content()
+    assert "Error: SourceError: source database" in body  # the exception, in the task's words
+    assert "Data interval: 2026-04-04T01:30:00+00:00 .. 2026-04-05T01:30:00+00:00" in body
+    ((_, payload),) = Slack.posts
+    assert payload["text"].startswith("[tsad] FAILED tsad_nightly sensor_group.extract (pumps)")
