@@ -14,6 +14,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+# pg_server_url, pg_url, pg_factory, and db_url (parametrised over SQLite and PostgreSQL).
+pytest_plugins = ["pg_fixture"]
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="tsad-airflow-"))
 
 from tsad.airflow_layer.demo import airflow_environment  # noqa: E402  (imports no Airflow)

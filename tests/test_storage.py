@@ -1,12 +1,10 @@
-"""Partition writes are idempotent, atomic and keep run history, on real database files."""
+"""Partition writes are idempotent, atomic, serialized and keep history (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -21,6 +19,7 @@ from tsad.storage.records import (
     events_between,
     events_per_day,
     latest_run,
+    lock_partition,
     read_events,
     record_model_version,
     record_run,
@@ -31,13 +30,6 @@ from tsad.storage.schema import anomaly_event, anomaly_point, create_schema, det
 UTC = timezone.utc
 DAY = date(2026, 11, 20)
 T0 = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database; PostgreSQL joins the params later."""
-    yield f"sqlite:///{tmp_path / 'tsad.db'}"
-    dispose_all()
 
 
 @pytest.fixture
@@ -221,6 +213,56 @@ def test_concurrent_writers_serialize(engine: Engine) -> None:
         t.join()
     assert errors == []
     assert count(engine, detection_run) == 45
+
+
+def test_concurrent_writers_of_one_partition_leave_one_record_set(engine: Engine) -> None:
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(8):
+                events = event_records(1 + (n + i) % 3)
+                write_partition(engine, run_record(n_events=len(events)), events,
+                                point_records(events))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    latest = latest_run(engine, "pumps", DAY)
+    current = read_events(engine, "pumps", DAY)
+    assert {e["detection_run_id"] for e in current} == {latest["id"]}
+    assert len(current) == latest["n_events"] and count(engine, anomaly_point) == 6 * len(current)
+    assert count(engine, detection_run) == 32
+
+
+def test_postgres_other_days_never_wait_and_the_same_day_waits(pg_url: str) -> None:
+    engine = get_engine(pg_url)
+    create_schema(engine)
+    events = event_records(2)
+    done: dict[str, float] = {}
+
+    def write(name: str, day: date) -> None:
+        evs = event_records(2, day=day)
+        write_partition(engine, run_record(day=day), evs, point_records(evs))
+        done[name] = 1.0
+
+    with engine.connect() as holder, holder.begin():
+        lock_partition(holder, "pumps", DAY)  # a writer of (pumps, DAY) in mid-transaction
+        other = threading.Thread(target=write, args=("other", DAY + timedelta(days=1)))
+        same = threading.Thread(target=write, args=("same", DAY))
+        other.start()
+        same.start()
+        other.join(20)
+        same.join(1.0)
+        assert "other" in done and "same" not in done  # another day went through; this one waits
+    same.join(20)
+    assert "same" in done
+    assert len(read_events(engine, "pumps", DAY)) == len(events)
 
 
 def test_engine_settings(db_url: str) -> None:

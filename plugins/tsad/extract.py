@@ -1,10 +1,14 @@
 """One site-local day from the source (SQL table or dropped file) into one Parquet partition.
 
 Everything downstream reads partitions, never the source, so this is where messy input is made
-regular: long rows are pivoted to wide, timestamps are made UTC, duplicates are averaged, and the
-day is snapped onto a regular grid of ``sampling_seconds`` starting at the day's UTC start. Short
-gaps (<= 5 steps) are forward-filled; longer gaps stay NaN so scoring can see them. What was done
-is counted in ``quality`` so a run records how clean its input was.
+regular, following the group's ``quality`` policy (:class:`tsad.config.QualityConfig`): long rows
+are pivoted to wide, timestamps are made UTC, duplicates are merged, NaN/inf and unparsable
+readings become missing (or are refused), and the day is snapped onto a regular grid of
+``sampling_seconds`` starting at the day's UTC start. Short gaps are forward-filled; longer gaps
+stay NaN so scoring skips the windows they touch. What was done is counted in ``quality`` so a run
+records how clean its input was. Input that cannot be made regular raises a ``DataError`` or
+``SourceError`` naming the file or table, column, day and value; a source that is down right now
+raises a :class:`tsad.retry.TransientSourceError`, which the pipeline retries.
 """
 
 from __future__ import annotations
@@ -19,14 +23,16 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from tsad.config import GroupConfig
+from tsad.config import GroupConfig, QualityConfig
 from tsad.dates import day_bounds
 from tsad.errors import ConfigError, DataError, SourceError
 from tsad.partitions import TIMESTAMP, partition_path, write_partition
+from tsad.retry import TransientSourceError, is_transient
 
-#: Gaps of at most this many grid steps are forward-filled; longer ones stay NaN.
-MAX_FILL_STEPS = 5
+#: Default forward-fill limit in grid steps (``quality.max_fill_steps``); longer gaps stay NaN.
+MAX_FILL_STEPS = QualityConfig().max_fill_steps
 _MISSING_TEXT = ("", "nan", "na", "n/a", "null", "none")  # empty readings, not bad ones
+_DELIMITERS = (",", ";", "\t", "|")
 QUALITY_KEYS = (
     "rows_read",
     "rows_outside_day",
@@ -39,6 +45,11 @@ QUALITY_KEYS = (
     "missing_points",
     "filled_points",
     "nan_points",
+    "nan_values",
+    "inf_values",
+    "non_numeric_values",
+    "retyped_columns",
+    "masked_windows",
 )
 
 
@@ -67,6 +78,7 @@ class _Raw:
     where: str
     found_channels: list[str] | None = None  # wide SQL: channel columns the table has
     decimal_comma: bool = False  # ';' csv exports often write 12,5
+    typed: bool = True  # the source declares column types (SQL, Parquet), unlike csv text
 
 
 def extract_day(
@@ -79,9 +91,12 @@ def extract_day(
     """Extract ``day`` (site-local) of ``group`` into its partition; re-running overwrites it.
 
     ``source_url`` overrides ``group.source.url`` (the Airflow layer resolves ``conn_id`` to it).
-    Quality counts: rows_read, rows_outside_day, null_timestamps, ambiguous_timestamps,
-    duplicate_timestamps, out_of_order (in the order the source returned rows), extra_channels,
-    grid_points; missing_points, filled_points and nan_points count cells (grid point x channel).
+    Quality counts: rows_read, rows_outside_day, null_timestamps, ambiguous_timestamps (DST
+    fold or gap, dropped), duplicate_timestamps, out_of_order (in the order the source returned
+    rows), extra_channels, grid_points; missing_points, filled_points and nan_points count cells
+    (grid point x channel) on the grid; nan_values, inf_values and non_numeric_values count source
+    readings made missing; retyped_columns counts typed columns that held text; masked_windows
+    counts the windows scoring will skip because they still hold a missing point.
     """
     start, end = day_bounds(day, site_timezone)
     if group.source.kind == "sql":
@@ -153,7 +168,7 @@ def _read_sql(group: GroupConfig, start: datetime, end: datetime, url: str) -> _
             found = [c for c in types if c != src.timestamp_column]
             selected = [src.timestamp_column, *(c for c in group.channels if c in types)]
         lo, hi, bind_type = _sql_bounds(
-            types[src.timestamp_column], start, end, src.timestamps_timezone
+            types[src.timestamp_column], start, end, src.timestamps_timezone, engine.dialect.name
         )
         table = sa.table(src.table, *(sa.column(c) for c in selected))
         ts = table.c[src.timestamp_column]
@@ -165,17 +180,24 @@ def _read_sql(group: GroupConfig, start: datetime, end: datetime, url: str) -> _
             rows = conn.execute(query).all()
     except SQLAlchemyError as exc:
         reason = getattr(exc, "orig", None) or exc
-        raise SourceError(f"cannot read {where}: {type(reason).__name__}: {reason}") from None
+        message = f"cannot read {where}: {type(reason).__name__}: {str(reason).strip()}"
+        if is_transient(exc):
+            raise TransientSourceError(message) from None
+        raise SourceError(f"{message}; check the source URL, its credentials and the table") \
+            from None
     return _Raw(pd.DataFrame(rows, columns=selected), where, found)
 
 
 def _sql_bounds(
-    ts_type: Any, start: datetime, end: datetime, source_tz: str
+    ts_type: Any, start: datetime, end: datetime, source_tz: str, dialect: str = ""
 ) -> tuple[Any, Any, Any]:
     """Bounds as the column stores time: aware for timestamptz, naive in the source zone otherwise.
 
     A column that is not a DateTime (text) gets a day of slack each side, because text compares
-    character by character; the exact day is cut after parsing either way.
+    character by character; the exact day is cut after parsing either way. SQLite keeps even a
+    DateTime column as text, and other tools write it without SQLAlchemy's microseconds
+    ('00:00:00' sorts before '00:00:00.000000'), so there the lower bound gets a second of slack
+    to keep the row at the day's first instant.
     """
     if isinstance(ts_type, sa.DateTime) and ts_type.timezone:
         return start, end, sa.DateTime(timezone=True)
@@ -185,6 +207,8 @@ def _sql_bounds(
     )
     if not isinstance(ts_type, sa.DateTime):
         lo, hi = lo - timedelta(days=1), hi + timedelta(days=1)
+    elif dialect == "sqlite":
+        lo = lo - timedelta(seconds=1)
     return lo, hi, sa.DateTime()
 
 
@@ -204,8 +228,13 @@ def _read_file(group: GroupConfig, day: date) -> _Raw:
         if src.format == "parquet":
             frame = pd.read_parquet(path)
         else:
-            sep = _sniff_separator(path)
+            sep = _check_csv(path, group, day)
             frame = pd.read_csv(path, sep=sep, dtype=str, encoding="utf-8-sig")
+    except OSError as exc:
+        message = f"cannot read source {where} (group {group.name!r}, {day.isoformat()}): {exc}"
+        if is_transient(exc):
+            raise TransientSourceError(message) from None
+        raise SourceError(f"{message}; check the file and its permissions") from None
     except (
         pd.errors.ParserError,
         pd.errors.EmptyDataError,
@@ -218,13 +247,48 @@ def _read_file(group: GroupConfig, day: date) -> _Raw:
             f"{type(exc).__name__}: {exc}; the file is corrupt or not {src.format}"
         ) from None
     frame.columns = [str(c).strip() for c in frame.columns]
-    return _Raw(frame, where, decimal_comma=src.format == "csv" and sep == ";")
+    return _Raw(frame, where, decimal_comma=src.format == "csv" and sep == ";",
+                typed=src.format != "csv")
 
 
-def _sniff_separator(path: Path) -> str:
-    with path.open("r", encoding="utf-8-sig", errors="replace") as handle:
-        header = handle.readline()
-    return ";" if header.count(";") > header.count(",") else ","
+def _check_csv(path: Path, group: GroupConfig, day: date) -> str:
+    """The file's delimiter (',' or ';', from the header), after checking that the data rows use
+    the same one and that the file was not cut off in the middle of its last line."""
+    with path.open("rb") as handle:
+        head = handle.read(64 * 1024)
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(max(0, size - 64 * 1024))
+        tail = handle.read()
+    lines = head.decode("utf-8-sig", errors="replace").splitlines()
+    if not lines:
+        return ","
+    header = lines[0]
+    counts = {d: header.count(d) for d in _DELIMITERS}
+    sep = max(_DELIMITERS, key=lambda d: counts[d])
+    where = f"source file {path} (group {group.name!r}, {day.isoformat()})"
+    if counts[sep] == 0:
+        sep = ","
+    elif sep not in (",", ";"):
+        raise SourceError(
+            f"{where} is delimited by {sep!r} (header {header[:80]!r}); tsad reads ',' or ';' "
+            "csv: export with ',' or use format: parquet")
+    if len(lines) > 1 and lines[1].strip():
+        row = lines[1]
+        if row.count(sep) == 0 and counts[sep] > 0:
+            other = max(_DELIMITERS, key=lambda d: row.count(d))
+            if row.count(other) > 0 and other != sep:
+                raise SourceError(
+                    f"{where}: the header is delimited by {sep!r} but line 2 by {other!r}; "
+                    "the export mixes delimiters: re-export the file with one delimiter")
+    if size and not tail.endswith(b"\n"):
+        last = tail.rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace")
+        if last.count(sep) < counts[sep]:
+            raise SourceError(
+                f"{where} looks truncated: its last line {last[:60]!r} stops after "
+                f"{last.count(sep) + 1} of {counts[sep] + 1} fields with no newline; re-deliver "
+                "the complete file (the day is not extracted from a partial file)")
+    return sep
 
 
 # ---------------------------------------------------------------- cleaning
@@ -250,7 +314,8 @@ def _clean(
         *((src.sensor_column, src.value_column) if src.layout == "long" else ()),
     ]
     _require_columns(list(frame.columns), needed, raw.where, group)
-    quality = {"rows_read": len(frame)}
+    quality = {k: 0 for k in QUALITY_KEYS}
+    quality["rows_read"] = len(frame)
     keys = frame[src.sensor_column].astype(str) if src.layout == "long" else None
     ts, quality["ambiguous_timestamps"] = _to_utc(
         frame[src.timestamp_column], src.timestamps_timezone, keys, src.timestamp_column, raw.where
@@ -267,14 +332,10 @@ def _clean(
             f"({start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC) in {raw.where}"
         )
     if src.layout == "long":
-        wide, quality["duplicate_timestamps"], quality["extra_channels"] = _pivot_long(
-            frame, stamps, group, day, raw
-        )
+        wide = _pivot_long(frame, stamps, group, day, raw, quality)
     else:
-        wide, quality["duplicate_timestamps"], quality["extra_channels"] = _dedup_wide(
-            frame, stamps, group, day, raw
-        )
-    return _to_grid(wide, group, start, end, quality)
+        wide = _dedup_wide(frame, stamps, group, day, raw, quality)
+    return _to_grid(wide, group, day, start, end, quality, raw.where)
 
 
 def _to_utc(
@@ -323,23 +384,73 @@ def _localize(naive: pd.Series, tz: str, keys: pd.Series | None) -> pd.Series:
     return naive.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
 
 
-def _numeric(values: pd.Series, column: str, where: str, decimal_comma: bool) -> pd.Series:
-    """Floats, or a DataError naming the column and a bad value (';' csv may use decimal commas)."""
+def _numeric(
+    values: pd.Series,
+    stamps: pd.DatetimeIndex,
+    column: str,
+    raw: _Raw,
+    group: GroupConfig,
+    quality: dict[str, int],
+) -> np.ndarray:
+    """Floats, with the policy for text, NaN and inf applied and counted (``stamps`` aligned)."""
+    policy = group.quality
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
-        return values.astype("float64")
-    text = values.astype("string").str.strip()
-    number = pd.to_numeric(text, errors="coerce")
-    if decimal_comma:
-        number = number.fillna(
-            pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
-        )
-    bad = number.isna() & text.notna() & ~text.str.lower().isin(_MISSING_TEXT)
-    if bad.any():
+        number = values.to_numpy(dtype="float64", na_value=np.nan, copy=True)
+    else:
+        if raw.typed and values.notna().any():
+            quality["retyped_columns"] += 1  # a typed source sent text (or booleans) here
+        text = values.astype("string").str.strip()
+        parsed = pd.to_numeric(text, errors="coerce")
+        if raw.decimal_comma:
+            parsed = parsed.fillna(
+                pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
+            )
+        bad = (parsed.isna() & text.notna() & ~text.str.lower().isin(_MISSING_TEXT)).to_numpy()
+        if bad.any():
+            if policy.non_numeric == "error":
+                first = int(np.flatnonzero(bad)[0])
+                value = values.iloc[first]
+                value = value.item() if isinstance(value, np.generic) else value
+                raise DataError(
+                    f"column {column!r} in {raw.where} has a non-numeric value "
+                    f"{value!r} at {_show(stamps[first])} (group {group.name!r}); "
+                    "fix the source, drop the channel, or set quality.non_numeric: missing"
+                )
+            quality["non_numeric_values"] += int(bad.sum())
+        number = parsed.to_numpy(dtype="float64", na_value=np.nan, copy=True)
+        number[bad] = np.nan
+        return _non_finite(number, stamps, column, raw, group, quality, exempt=bad)
+    return _non_finite(number, stamps, column, raw, group, quality)
+
+
+def _non_finite(
+    number: np.ndarray,
+    stamps: pd.DatetimeIndex,
+    column: str,
+    raw: _Raw,
+    group: GroupConfig,
+    quality: dict[str, int],
+    exempt: np.ndarray | None = None,
+) -> np.ndarray:
+    """NaN and inf readings (not ``exempt``: text already counted) -> missing, or the error."""
+    nan, inf = np.isnan(number), np.isinf(number)
+    if exempt is not None:
+        nan &= ~exempt
+    if group.quality.non_finite == "error" and (nan | inf).any():
+        first = int(np.flatnonzero(nan | inf)[0])
         raise DataError(
-            f"column {column!r} in {where} has a non-numeric value "
-            f"{values[bad].iloc[0]!r}; fix the source or drop the channel"
+            f"column {column!r} in {raw.where} has a missing or infinite reading "
+            f"({number[first]}) at {_show(stamps[first])} (group {group.name!r}); fix the "
+            "source or set quality.non_finite: missing"
         )
-    return number.astype("float64")
+    quality["nan_values"] += int(nan.sum())
+    quality["inf_values"] += int(inf.sum())
+    number[inf] = np.nan
+    return number
+
+
+def _show(stamp: Any) -> str:
+    return pd.Timestamp(stamp).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _missing_channel(
@@ -351,46 +462,99 @@ def _missing_channel(
     )
 
 
-def _pivot_long(
-    frame: pd.DataFrame, ts: pd.DatetimeIndex, group: GroupConfig, day: date, raw: _Raw
-) -> tuple[pd.DataFrame, int, int]:
-    src = group.source
-    sensors = frame[src.sensor_column].astype(str).to_numpy()
-    found = sorted(set(sensors))
+def _check_channels(
+    found: list[str], group: GroupConfig, day: date, raw: _Raw, quality: dict[str, int]
+) -> None:
     for channel in group.channels:
         if channel not in found:
             raise _missing_channel(channel, group, day, raw.where, found)
+    extra = sorted(set(found) - set(group.channels))
+    if extra and group.quality.extra_channels == "error":
+        raise DataError(
+            f"{raw.where} has channel(s) {extra} that group {group.name!r} does not list "
+            f"({day.isoformat()}); add them to 'channels' or set quality.extra_channels: ignore"
+        )
+    quality["extra_channels"] = len(extra)
+
+
+def _duplicate_error(
+    group: GroupConfig, day: date, raw: _Raw, stamp: Any, channel: str | None
+) -> DataError:
+    what = f" of channel {channel!r}" if channel is not None else ""
+    return DataError(
+        f"{raw.where} has several readings{what} at {_show(stamp)} (group {group.name!r}, "
+        f"{day.isoformat()}); fix the source or set quality.duplicates to mean, first or last"
+    )
+
+
+def _pivot_long(
+    frame: pd.DataFrame,
+    ts: pd.DatetimeIndex,
+    group: GroupConfig,
+    day: date,
+    raw: _Raw,
+    quality: dict[str, int],
+) -> pd.DataFrame:
+    src = group.source
+    sensors = frame[src.sensor_column].astype(str).to_numpy()
+    _check_channels(sorted(set(sensors)), group, day, raw, quality)
     mine = np.isin(sensors, group.channels)
-    values = _numeric(frame[src.value_column][mine], src.value_column, raw.where, raw.decimal_comma)
-    rows = pd.DataFrame({TIMESTAMP: ts[mine], "sensor": sensors[mine], "value": values.to_numpy()})
-    duplicates = int(rows.duplicated([TIMESTAMP, "sensor"]).sum())
-    wide = rows.groupby([TIMESTAMP, "sensor"], sort=True)["value"].mean().unstack("sensor")
-    return wide, duplicates, len(set(found) - set(group.channels))
+    stamps = ts[mine]
+    values = _numeric(frame[src.value_column][mine], stamps, src.value_column, raw, group,
+                      quality)
+    rows = pd.DataFrame({TIMESTAMP: stamps, "sensor": sensors[mine], "value": values})
+    dup = rows.duplicated([TIMESTAMP, "sensor"]).to_numpy()
+    quality["duplicate_timestamps"] = int(dup.sum())
+    policy = group.quality.duplicates
+    if dup.any() and policy == "error":
+        first = int(np.flatnonzero(dup)[0])
+        raise _duplicate_error(group, day, raw, rows[TIMESTAMP].iloc[first],
+                               rows["sensor"].iloc[first])
+    if policy in ("first", "last"):
+        rows = rows.drop_duplicates([TIMESTAMP, "sensor"], keep=policy)
+    return rows.groupby([TIMESTAMP, "sensor"], sort=True)["value"].mean().unstack("sensor")
 
 
 def _dedup_wide(
-    frame: pd.DataFrame, ts: pd.DatetimeIndex, group: GroupConfig, day: date, raw: _Raw
-) -> tuple[pd.DataFrame, int, int]:
+    frame: pd.DataFrame,
+    ts: pd.DatetimeIndex,
+    group: GroupConfig,
+    day: date,
+    raw: _Raw,
+    quality: dict[str, int],
+) -> pd.DataFrame:
     src = group.source
     found = raw.found_channels
     if found is None:
         found = [c for c in frame.columns if c != src.timestamp_column]
-    for channel in group.channels:
-        if channel not in found:
-            raise _missing_channel(channel, group, day, raw.where, found)
-    data = {
-        c: _numeric(frame[c], c, raw.where, raw.decimal_comma).to_numpy() for c in group.channels
-    }
+    _check_channels(found, group, day, raw, quality)
+    data = {c: _numeric(frame[c], ts, c, raw, group, quality) for c in group.channels}
     rows = pd.DataFrame(data, index=ts)
-    duplicates = int(rows.index.duplicated().sum())
-    wide = rows.groupby(level=0, sort=True).mean() if duplicates else rows.sort_index(kind="stable")
-    return wide, duplicates, len(set(found) - set(group.channels))
+    dup = rows.index.duplicated()
+    quality["duplicate_timestamps"] = int(dup.sum())
+    policy = group.quality.duplicates
+    if not dup.any():
+        return rows.sort_index(kind="stable")
+    if policy == "error":
+        raise _duplicate_error(group, day, raw, rows.index[int(np.flatnonzero(dup)[0])], None)
+    if policy in ("first", "last"):
+        return rows[~rows.index.duplicated(keep=policy)].sort_index(kind="stable")
+    return rows.groupby(level=0, sort=True).mean()
 
 
 def _to_grid(
-    wide: pd.DataFrame, group: GroupConfig, start: datetime, end: datetime, quality: dict[str, int]
+    wide: pd.DataFrame,
+    group: GroupConfig,
+    day: date,
+    start: datetime,
+    end: datetime,
+    quality: dict[str, int],
+    where: str,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Snap onto the day's grid (nearest within half a step), then fill only short gaps."""
+    """Snap onto the day's grid (nearest within half a step), fill short gaps, count the rest."""
+    from tsad.windows import valid_starts, window_starts
+
+    policy = group.quality
     step = pd.Timedelta(seconds=group.sampling_seconds)
     grid = pd.date_range(
         pd.Timestamp(start),
@@ -403,12 +567,27 @@ def _to_grid(
     wide = wide.reindex(columns=group.channels)
     wide.index = pd.DatetimeIndex(wide.index).tz_convert("UTC").as_unit("us")
     snapped = wide.reindex(grid, method="nearest", tolerance=step / 2).astype("float64")
-    filled = _fill_short_gaps(snapped, MAX_FILL_STEPS)
+    filled = _fill_short_gaps(snapped, policy.max_fill_steps)
     missing = int(snapped.isna().to_numpy().sum())
-    nan = int(filled.isna().to_numpy().sum())
+    values = filled.to_numpy()
+    nan = int(np.isnan(values).sum())
+    length, stride = group.window.length, group.window.stride
+    starts = window_starts(len(grid), length, stride)
     quality.update(
-        grid_points=len(grid), missing_points=missing, filled_points=missing - nan, nan_points=nan
+        grid_points=len(grid),
+        missing_points=missing,
+        filled_points=missing - nan,
+        nan_points=nan,
+        masked_windows=int(len(starts) - len(valid_starts(values, starts, length))),
     )
+    cells = max(1, values.size)
+    if nan / cells > policy.max_missing_fraction:
+        raise DataError(
+            f"group {group.name!r} on {day.isoformat()}: {nan / cells:.0%} of the day's readings "
+            f"are missing after filling gaps of up to {policy.max_fill_steps} steps "
+            f"(quality.max_missing_fraction={policy.max_missing_fraction}) in {where}; check that "
+            "the source delivered the whole day, or raise quality.max_missing_fraction"
+        )
     return filled, {k: int(quality[k]) for k in QUALITY_KEYS}
 
 

@@ -3,8 +3,10 @@
 A version holds ``config.json`` (the group config it was trained with), ``weights.safetensors``
 (the ``state_dict``), ``state.json`` (scaler, threshold, metrics) and ``manifest.json`` (sha256 of
 each file, training range, code version). It is written to a temporary folder and renamed into
-place, so a killed training never leaves half a version; it is never overwritten; loading verifies
-every checksum and never unpickles anything.
+place, so a killed training never leaves half a version (its temporary folder is removed by the
+next publish on the same host); it is never overwritten; loading verifies every checksum, checks
+that the model's channels are the group's, and never unpickles anything. The stored config has
+the source URL's password masked: secrets are never written into artifacts or records.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -27,6 +30,7 @@ from tsad.errors import ModelError
 
 VERSION_DIR = re.compile(r"^v(\d{4,})$")
 FILES = ("config.json", "weights.safetensors", "state.json")
+TMP_PREFIX = ".tmp-"
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,8 @@ def publish(models_dir: str | Path, detector: Any, training_start: date, trainin
     group = detector.group
     root = Path(models_dir) / group.name
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".tmp-{uuid.uuid4().hex}"
+    remove_stale_tmp(root)
+    tmp = root / f"{TMP_PREFIX}{_host()}-{os.getpid()}-{uuid.uuid4().hex}"
     tmp.mkdir()
     try:
         _write_json(tmp / "config.json", _group_dict(group))
@@ -128,16 +133,37 @@ def publish(models_dir: str | Path, detector: Any, training_start: date, trainin
         raise
 
 
-def load_detector(version: ModelVersion) -> Any:
-    """Rebuild a detector from a version after checking every file against the manifest."""
+def remove_stale_tmp(root: Path) -> list[Path]:
+    """Remove temporary version folders left by killed processes of this host; return them."""
+    removed = []
+    for child in root.iterdir() if root.is_dir() else []:
+        parts = child.name[len(TMP_PREFIX):].rsplit("-", 2)
+        if not child.name.startswith(TMP_PREFIX) or len(parts) != 3 or parts[0] != _host():
+            continue
+        if parts[1].isdigit() and not _alive(int(parts[1])):
+            shutil.rmtree(child, ignore_errors=True)
+            removed.append(child)
+    return removed
+
+
+def load_detector(version: ModelVersion, channels: list[str] | None = None) -> Any:
+    """Rebuild a detector from a version after checking every file against the manifest.
+
+    ``channels`` (the group's current channels) must be the ones the model was trained on.
+    """
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from tsad.detector import Detector
 
+    if not version.manifest.get("files"):
+        raise ModelError(f"model {version.id}: manifest {version.path / 'manifest.json'} lists no "
+                         "files; retrain with force_retrain")
     for name, expected in version.manifest.get("files", {}).items():
         file = version.path / name
         if not file.is_file():
-            raise ModelError(f"model {version.id}: file {file} is missing; retrain with force_retrain")
+            raise ModelError(
+                f"model {version.id}: file {file} is missing; retrain with force_retrain")
         if _sha256(file) != expected:
             raise ModelError(
                 f"model {version.id}: {file} does not match its manifest checksum (tampered or "
@@ -145,8 +171,18 @@ def load_detector(version: ModelVersion) -> Any:
     if set(version.manifest.get("files", {})) != set(FILES):
         raise ModelError(f"model {version.id}: manifest {version.path / 'manifest.json'} is incomplete")
     group = group_config_from_dict(json.loads((version.path / "config.json").read_text()))
+    if channels is not None and list(channels) != list(group.channels):
+        raise ModelError(
+            f"model {version.id} was trained on channels {group.channels}, but group "
+            f"{group.name!r} now has {list(channels)}; retrain (force_retrain) after a channel "
+            "change")
     state = json.loads((version.path / "state.json").read_text())
-    return Detector.from_state(group, state, load_file(str(version.path / "weights.safetensors")))
+    try:
+        weights = load_file(str(version.path / "weights.safetensors"))
+        return Detector.from_state(group, state, weights)
+    except (SafetensorError, RuntimeError, KeyError, ValueError) as exc:
+        raise ModelError(f"model {version.id} in {version.path} cannot be loaded ({exc}); "
+                         "retrain with force_retrain") from None
 
 
 def _rename_into_place(tmp: Path, root: Path, group: str, manifest: dict[str, Any]) -> ModelVersion:
@@ -164,7 +200,28 @@ def _rename_into_place(tmp: Path, root: Path, group: str, manifest: dict[str, An
 
 
 def _group_dict(group: GroupConfig) -> dict[str, Any]:
-    return dataclasses.asdict(group)
+    """The group's config as stored with a model: the source URL's password is masked."""
+    data = dataclasses.asdict(group)
+    url = data.get("source", {}).get("url")
+    if url:
+        from tsad.storage.engine import describe
+
+        data["source"]["url"] = describe(url)
+    return data
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -2,19 +2,27 @@
 
 Writing replaces the partition's events and points wholesale (delete, then insert) inside the
 transaction that also adds the run row, so a re-run that flags fewer points leaves nothing stale,
-and a failure midway leaves the previous rows untouched. Runs are never overwritten: each run is a
-new ``detection_run`` row, and events and points point at the run that produced them.
+and a failure midway (or a writer killed with SIGKILL) leaves the previous rows untouched. Runs are
+never overwritten: each run is a new ``detection_run`` row, and events and points point at the run
+that produced them.
+
+Concurrency: two writers of the same (group, day) serialize on a lock taken first thing in the
+transaction (SQLite: ``BEGIN IMMEDIATE``, one writer at a time; PostgreSQL: a transaction-scoped
+advisory lock keyed by group and day), so the second one replaces the first one's rows instead of
+colliding with them. On PostgreSQL writers of different days or groups never wait for each other,
+and since the lock comes before any row lock, writers cannot deadlock.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from tsad.errors import DataError, ModelError
@@ -80,6 +88,7 @@ class EventRecord:
     n_points: int
     top_channels_json: list[dict[str, Any]] = field(default_factory=list)
     model_version_id: str | None = None
+    plot_path: str | None = None
 
     def __post_init__(self) -> None:
         _check_day("partition_date", self.partition_date)
@@ -167,6 +176,7 @@ def write_partition(
         with engine.connect() as conn:
             conn.execution_options(**IMMEDIATE)
             with conn.begin():
+                lock_partition(conn, run.sensor_group, run.partition_date)
                 for table in (anomaly_point, anomaly_event):
                     conn.execute(
                         table.delete().where(
@@ -187,6 +197,16 @@ def write_partition(
             f"failed and was rolled back (previous rows kept): {exc.orig}"
         ) from exc
     return run_id
+
+
+def lock_partition(conn: Connection, sensor_group: str, partition_date: date) -> None:
+    """Hold the (group, day) write lock until ``conn``'s transaction ends (PostgreSQL only;
+    SQLite's ``BEGIN IMMEDIATE`` already admits one writer at a time)."""
+    if conn.dialect.name != "postgresql":
+        return
+    group_key = zlib.crc32(sensor_group.encode()) - 2**31  # int4 range
+    conn.execute(text("SELECT pg_advisory_xact_lock(:group_key, :day_key)"),
+                 {"group_key": group_key, "day_key": partition_date.toordinal()})
 
 
 def record_run(engine: Engine, run: RunRecord) -> int:

@@ -1,8 +1,9 @@
 """tsad's tables: a public contract for downstream reports (additive changes only).
 
-This ``MetaData`` is the single definition of the schema; Alembic migrations will be generated
-from it. Types are portable between SQLite and PostgreSQL: timestamps are ``timestamptz`` on
-PostgreSQL and UTC ISO text on SQLite, and :class:`UTCDateTime` makes both hand back tz-aware
+This ``MetaData`` is the single definition of the schema; the Alembic migrations in
+``tsad.migrations`` create it (``tsad db upgrade``), and a test checks that they match it.
+Types are portable between SQLite and PostgreSQL: timestamps are ``timestamptz`` on PostgreSQL
+and UTC ISO text on SQLite, and :class:`UTCDateTime` makes both hand back tz-aware
 UTC datetimes. ``partition_date`` is the site-local data day.
 """
 
@@ -143,6 +144,8 @@ anomaly_event = Table(
     Column("top_channels_json", JSONType, nullable=False,
            comment='[{"channel": str, "contribution": fraction 0..1}], largest first'),
     Column("model_version_id", String(100), nullable=True),
+    Column("plot_path", Text, nullable=True,
+           comment="PNG of the event (readings, reconstructions, score vs threshold); may be NULL"),
     Index(None, "sensor_group", "partition_date"),
     Index(None, "start_ts"),
 )
@@ -166,5 +169,7 @@ anomaly_point = Table(
 
 
 def create_schema(engine: Engine) -> None:
-    """Create missing tables and indexes (a stop-gap until Alembic migrations exist)."""
-    metadata.create_all(engine, checkfirst=True)
+    """Bring the database to the newest schema through the migrations (no-op when current)."""
+    from tsad.storage.migrate import ensure_current
+
+    ensure_current(engine)
