@@ -5,6 +5,9 @@ A partition is one (group, site-local day) of readings: the wide frame described
 ``{data_dir}/extracts/group={group}/date={YYYY-MM-DD}/readings.parquet`` (column ``timestamp``
 as ``timestamp[us, tz=UTC]``, one float64 column per channel). Writes are atomic so a crashed
 extract never leaves a half-written file for training or scoring to read.
+
+``data_dir`` may also be an object storage URL (``s3://bucket/tsad/data``, see ``tsad.fs``): a
+partition is then written locally and uploaded in one PUT, which S3 makes visible all at once.
 """
 
 from __future__ import annotations
@@ -19,25 +22,32 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tsad import fs
 from tsad.errors import DataError
 
 TIMESTAMP = "timestamp"
 
 
-def partition_path(data_dir: str | Path, group: str, day: date) -> Path:
-    """The one path of a (group, day) partition; extract writes it, everything else reads it."""
-    return (
-        Path(data_dir)
-        / "extracts"
-        / f"group={group}"
-        / f"date={day.isoformat()}"
-        / "readings.parquet"
+def partition_path(data_dir: str | Path, group: str, day: date) -> fs.Location:
+    """The one path of a (group, day) partition; extract writes it, everything else reads it.
+
+    A ``Path`` for a local ``data_dir``, a URL string for object storage.
+    """
+    return fs.location(
+        data_dir, "extracts", f"group={group}", f"date={day.isoformat()}", "readings.parquet"
     )
 
 
-def write_partition(frame: pd.DataFrame, path: Path) -> None:
-    """Write ``frame`` to ``path`` atomically: temp file in the same folder, fsync, replace."""
+def write_partition(frame: pd.DataFrame, path: fs.Location) -> None:
+    """Write ``frame`` to ``path`` atomically: temp file in the same folder, fsync, replace
+    (object storage: a local temp file, then one upload)."""
     table = _to_arrow(frame)
+    if fs.is_remote(path):
+        with fs.local_scratch("tsad-partition-") as scratch:
+            local = Path(scratch) / "readings.parquet"
+            pq.write_table(table, local)
+            fs.upload(local, str(path))
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".readings-", suffix=".parquet.tmp", dir=path.parent)
@@ -58,13 +68,15 @@ def read_partition(
 ) -> pd.DataFrame:
     """One day's wide frame with exactly ``channels`` (in that order)."""
     path = partition_path(data_dir, group, day)
-    if not path.is_file():
+    if not fs.is_file(path):
         raise DataError(
             f"no extracted partition for group {group!r} on {day.isoformat()}: {path} does not "
             "exist; run extract for that day first"
         )
+    source: Path | pa.BufferReader = path if isinstance(path, Path) else (
+        pa.BufferReader(fs.read_bytes(path)))  # one GET; a day's partition is small
     try:
-        schema = pq.read_schema(path)
+        schema = pq.read_schema(source)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(
             f"partition {path} is unreadable ({exc}); re-run extract for that day"
@@ -76,7 +88,9 @@ def read_partition(
             f"partition {path} has no column {missing[0]!r} (group {group!r}, {day.isoformat()}); "
             f"it has channels {found}; re-run extract for that day with the current config"
         )
-    table = pq.read_table(path, columns=[TIMESTAMP, *channels])
+    if isinstance(source, pa.BufferReader):
+        source.seek(0)
+    table = pq.read_table(source, columns=[TIMESTAMP, *channels])
     return _from_arrow(table, channels)
 
 
@@ -85,12 +99,12 @@ def read_days(
 ) -> pd.DataFrame:
     """Several days concatenated in time order; every missing day is named at once."""
     wanted = sorted(set(days))
-    missing = [d for d in wanted if not partition_path(data_dir, group, d).is_file()]
+    missing = [d for d in wanted if not fs.is_file(partition_path(data_dir, group, d))]
     if missing:
         names = ", ".join(d.isoformat() for d in missing)
         raise DataError(
             f"no extracted partitions for group {group!r} on {names} "
-            f"(looked under {Path(data_dir) / 'extracts' / f'group={group}'}); "
+            f"(looked under {fs.location(data_dir, 'extracts', f'group={group}')}); "
             "run extract for those days first"
         )
     if not wanted:

@@ -3,7 +3,9 @@
 The picture shows the event's top contributing channels (readings and the model's reconstruction)
 around the event, and the anomaly score against the threshold, with the event shaded. Files live
 next to the partitions, ``{data_dir}/plots/group={group}/date={YYYY-MM-DD}/event-{n}.png`` with
-``n`` the event's 1-based position in time order, so a re-run overwrites them.
+``n`` the event's 1-based position in time order, so a re-run overwrites them. When ``data_dir``
+is object storage (``tsad.fs``) they are rendered in a local temporary folder, uploaded there, and
+their URLs returned.
 
 matplotlib is imported inside the functions (Agg canvas, no pyplot, no global state): importing
 this module costs nothing and works in threads and forked task processes.
@@ -132,6 +134,19 @@ def plot_events(detector: Any, frame: Any, scores: Any, events: Sequence[Any], *
 
     Plots left over from an earlier run of the partition that had more events are removed.
     """
+    from tsad import fs
+
+    if fs.is_remote(data_dir):
+        remote = str(fs.location(data_dir, "plots", f"group={group}", f"date={day.isoformat()}"))
+        for stale in fs.glob(remote, "event-*.png"):
+            fs.remove(stale)
+        with fs.local_scratch("tsad-plots-") as scratch:
+            local = plot_events(detector, frame, scores, events, data_dir=scratch, group=group,
+                                day=day, model_version=model_version)
+            urls = [f"{remote}/{Path(p).name}" for p in local]
+            for path, url in zip(local, urls, strict=True):
+                fs.upload(Path(path), url)
+        return urls
     directory = plot_dir(data_dir, group, day)
     if directory.is_dir():
         for stale in directory.glob("event-*.png"):

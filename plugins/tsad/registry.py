@@ -7,6 +7,14 @@ place, so a killed training never leaves half a version (its temporary folder is
 next publish on the same host); it is never overwritten; loading verifies every checksum, checks
 that the model's channels are the group's, and never unpickles anything. The stored config has
 the source URL's password masked: secrets are never written into artifacts or records.
+
+``models_dir`` may be an object storage URL (``s3://bucket/tsad/models``, see ``tsad.fs``). There
+is no rename there, so a version is published by first *claiming* its number with a conditional
+write of ``vNNNN/.claim`` (S3 ``If-None-Match: *``: exactly one publisher can create it; a loser
+takes the next number), then uploading the files, ``manifest.json`` last. Readers only see
+versions with a manifest, so a version appears whole or not at all; a publisher killed midway
+leaves a claimed number without a manifest, which is skipped and never reused. Loading downloads
+the files to a temporary folder and verifies them as for a local version.
 """
 
 from __future__ import annotations
@@ -24,13 +32,14 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tsad import __version__
+from tsad import __version__, fs
 from tsad.config import GroupConfig, group_config_from_dict
 from tsad.errors import ModelError
 
 VERSION_DIR = re.compile(r"^v(\d{4,})$")
 FILES = ("config.json", "weights.safetensors", "state.json")
 TMP_PREFIX = ".tmp-"
+CLAIM = ".claim"
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,7 @@ class ModelVersion:
 
     group: str
     version: int
-    path: Path
+    path: fs.Location  # a Path, or a URL string when the registry is in object storage
     manifest: dict[str, Any]
 
     @property
@@ -52,7 +61,11 @@ class ModelVersion:
 
     @property
     def manifest_sha256(self) -> str:
-        return _sha256(self.path / "manifest.json")
+        return hashlib.sha256(fs.read_bytes(fs.location(self.path, "manifest.json"))).hexdigest()
+
+    def read_json(self, name: str) -> Any:
+        """One of the version's JSON files (``config.json``, ``state.json``, ``manifest.json``)."""
+        return json.loads(fs.read_bytes(fs.location(self.path, name)))
 
 
 def model_config_hash(group: GroupConfig) -> str:
@@ -64,7 +77,9 @@ def model_config_hash(group: GroupConfig) -> str:
 
 def list_versions(models_dir: str | Path, group: str) -> list[ModelVersion]:
     """Published versions of ``group``, oldest first (temporary folders are ignored)."""
-    root = Path(models_dir) / group
+    if fs.is_remote(models_dir):
+        return _list_remote(str(fs.location(models_dir, group)), group)
+    root = Path(fs.location(models_dir)) / group
     versions = []
     for child in sorted(root.iterdir()) if root.is_dir() else []:
         match = VERSION_DIR.match(child.name)
@@ -72,6 +87,28 @@ def list_versions(models_dir: str | Path, group: str) -> list[ModelVersion]:
             manifest = json.loads((child / "manifest.json").read_text())
             versions.append(ModelVersion(group, int(match.group(1)), child, manifest))
     return sorted(versions, key=lambda v: v.version)
+
+
+def _list_remote(root: str, group: str) -> list[ModelVersion]:
+    versions = []
+    for url in fs.glob(root, "v*/manifest.json"):
+        folder = fs.parent(url)
+        match = VERSION_DIR.match(fs.name(folder))
+        if match:
+            manifest = json.loads(fs.read_bytes(url))
+            versions.append(ModelVersion(group, int(match.group(1)), folder, manifest))
+    return sorted(versions, key=lambda v: v.version)
+
+
+def version_at(model_path: str | Path) -> ModelVersion:
+    """The published version stored at ``model_path`` (a ``ModelVersion.path``, as a string)."""
+    folder = fs.location(model_path)
+    group_dir = fs.parent(folder)
+    models_dir = fs.parent(group_dir)
+    for version in list_versions(models_dir, fs.name(group_dir)):
+        if version.path == folder:
+            return version
+    raise ModelError(f"no published model version at {model_path}; run ensure_model first")
 
 
 def select_version(models_dir: str | Path, group: str, day: date) -> ModelVersion | None:
@@ -98,39 +135,67 @@ def retrain_reason(version: ModelVersion | None, group: GroupConfig, day: date,
 def publish(models_dir: str | Path, detector: Any, training_start: date, training_end: date,
             created_by_run: str) -> ModelVersion:
     """Write ``detector`` as the next version of its group, atomically; returns the new version."""
-    from safetensors.torch import save_file
-
     group = detector.group
-    root = Path(models_dir) / group.name
+    if fs.is_remote(models_dir):
+        with fs.local_scratch("tsad-model-") as scratch:
+            manifest = _write_version(Path(scratch), detector, training_start, training_end,
+                                      created_by_run)
+            return _publish_remote(Path(scratch), str(fs.location(models_dir, group.name)),
+                                   group.name, manifest)
+    root = Path(fs.location(models_dir)) / group.name
     root.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(root)
     tmp = root / f"{TMP_PREFIX}{_host()}-{os.getpid()}-{uuid.uuid4().hex}"
     tmp.mkdir()
     try:
-        _write_json(tmp / "config.json", _group_dict(group))
-        weights = {k: v.detach().cpu().contiguous() for k, v in detector.network_.state_dict().items()}
-        save_file(weights, str(tmp / "weights.safetensors"))
-        _write_json(tmp / "state.json", detector.state())
-        manifest = {
-            "group": group.name,
-            "detector_kind": group.model.kind,
-            "training_start": training_start.isoformat(),
-            "training_end": training_end.isoformat(),
-            "config_sha256": model_config_hash(group),
-            "code_version": __version__,
-            "created_by_run": created_by_run,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "threshold": detector.threshold,
-            "threshold_strategy": group.threshold.strategy,
-            "metrics": detector.metrics_,
-            "files": {name: _sha256(tmp / name) for name in FILES},
-        }
-        _write_json(tmp / "manifest.json", manifest)
+        manifest = _write_version(tmp, detector, training_start, training_end, created_by_run)
         _fsync_dir(tmp)
         return _rename_into_place(tmp, root, group.name, manifest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _write_version(tmp: Path, detector: Any, training_start: date, training_end: date,
+                   created_by_run: str) -> dict[str, Any]:
+    """Write a version's files into the local folder ``tmp``; returns its manifest."""
+    from safetensors.torch import save_file
+
+    group = detector.group
+    _write_json(tmp / "config.json", _group_dict(group))
+    weights = {k: v.detach().cpu().contiguous() for k, v in detector.network_.state_dict().items()}
+    save_file(weights, str(tmp / "weights.safetensors"))
+    _write_json(tmp / "state.json", detector.state())
+    manifest = {
+        "group": group.name,
+        "detector_kind": group.model.kind,
+        "training_start": training_start.isoformat(),
+        "training_end": training_end.isoformat(),
+        "config_sha256": model_config_hash(group),
+        "code_version": __version__,
+        "created_by_run": created_by_run,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "threshold": detector.threshold,
+        "threshold_strategy": group.threshold.strategy,
+        "metrics": detector.metrics_,
+        "files": {name: _sha256(tmp / name) for name in FILES},
+    }
+    _write_json(tmp / "manifest.json", manifest)
+    return manifest
+
+
+def _publish_remote(local: Path, root: str, group: str, manifest: dict[str, Any]) -> ModelVersion:
+    """Claim the next free number with a conditional write, upload the files, manifest last."""
+    taken = [int(m.group(1)) for url in fs.glob(root, "v*/*")
+             if (m := VERSION_DIR.match(fs.name(fs.parent(url))))]
+    number = max(taken, default=0) + 1
+    token = f"{_host()}-{os.getpid()}-{uuid.uuid4().hex}".encode()
+    while not fs.write_bytes(fs.location(root, f"v{number:04d}", CLAIM), token, create_only=True):
+        number += 1  # another publisher holds this number
+    target = str(fs.location(root, f"v{number:04d}"))
+    for name in (*FILES, "manifest.json"):  # the manifest last: it makes the version visible
+        fs.upload(local / name, str(fs.location(target, name)))
+    return ModelVersion(group, number, target, manifest)
 
 
 def remove_stale_tmp(root: Path) -> list[Path]:
@@ -149,36 +214,52 @@ def remove_stale_tmp(root: Path) -> list[Path]:
 def load_detector(version: ModelVersion, channels: list[str] | None = None) -> Any:
     """Rebuild a detector from a version after checking every file against the manifest.
 
-    ``channels`` (the group's current channels) must be the ones the model was trained on.
+    ``channels`` (the group's current channels) must be the ones the model was trained on. A
+    version in object storage is downloaded to a temporary folder and checked there.
     """
+    if not fs.is_remote(version.path):
+        return _load_from(version, Path(version.path), channels)
+    with fs.local_scratch("tsad-load-") as scratch:
+        folder = Path(scratch)
+        for name in FILES:  # only known names: a manifest cannot make us write elsewhere
+            remote = fs.location(version.path, name)
+            if fs.is_file(remote):
+                fs.download(str(remote), folder / name)
+        return _load_from(version, folder, channels)
+
+
+def _load_from(version: ModelVersion, folder: Path, channels: list[str] | None) -> Any:
+    """Verify and load the version's files found in the local ``folder`` (errors name the
+    version's own location)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from tsad.detector import Detector
 
+    manifest_path = fs.location(version.path, "manifest.json")
     if not version.manifest.get("files"):
-        raise ModelError(f"model {version.id}: manifest {version.path / 'manifest.json'} lists no "
+        raise ModelError(f"model {version.id}: manifest {manifest_path} lists no "
                          "files; retrain with force_retrain")
     for name, expected in version.manifest.get("files", {}).items():
-        file = version.path / name
+        file, shown = folder / name, fs.location(version.path, name)
         if not file.is_file():
             raise ModelError(
-                f"model {version.id}: file {file} is missing; retrain with force_retrain")
+                f"model {version.id}: file {shown} is missing; retrain with force_retrain")
         if _sha256(file) != expected:
             raise ModelError(
-                f"model {version.id}: {file} does not match its manifest checksum (tampered or "
+                f"model {version.id}: {shown} does not match its manifest checksum (tampered or "
                 "corrupt); do not use it: retrain with force_retrain")
     if set(version.manifest.get("files", {})) != set(FILES):
-        raise ModelError(f"model {version.id}: manifest {version.path / 'manifest.json'} is incomplete")
-    group = group_config_from_dict(json.loads((version.path / "config.json").read_text()))
+        raise ModelError(f"model {version.id}: manifest {manifest_path} is incomplete")
+    group = group_config_from_dict(json.loads((folder / "config.json").read_text()))
     if channels is not None and list(channels) != list(group.channels):
         raise ModelError(
             f"model {version.id} was trained on channels {group.channels}, but group "
             f"{group.name!r} now has {list(channels)}; retrain (force_retrain) after a channel "
             "change")
-    state = json.loads((version.path / "state.json").read_text())
+    state = json.loads((folder / "state.json").read_text())
     try:
-        weights = load_file(str(version.path / "weights.safetensors"))
+        weights = load_file(str(folder / "weights.safetensors"))
         return Detector.from_state(group, state, weights)
     except (SafetensorError, RuntimeError, KeyError, ValueError) as exc:
         raise ModelError(f"model {version.id} in {version.path} cannot be loaded ({exc}); "
