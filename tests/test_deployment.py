@@ -180,7 +180,7 @@ def test_dockerfile_installs_the_repository_pyproject_only(name: str) -> None:
     assert len(installs) == 1, installs
     words = installs[0].split()
     targets = [w for w in words[2:] if not w.startswith(("-", "$", '"$')) and "INDEX_URL" not in w]
-    assert targets == ['".[airflow,postgres,deploy]"'], installs  # the project itself, nothing else
+    assert targets == ['".[airflow,postgres,deploy,s3]"'], installs  # the project itself, nothing else
     code = [ln for ln in (DOCKER / name).read_text().splitlines() if not ln.startswith("#")]
     assert not re.search(r"(requirements|constraints)[\w.-]*\.txt", "\n".join(code))
     assert not [w for w in words if w in ("-r", "-c") or w.startswith(("--requirement",
