@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tsad.config import EventConfig
-from tsad.events import Event, find_events, flagged_points
+from tsad.events import Event, event_mask, find_events, flagged_points
 
 CHANNELS = ["a", "b", "c"]
 
@@ -145,3 +145,12 @@ def test_matches_plain_loop_reference(agg: list[float], min_points: int, merge_g
     got = run(agg, cfg)
     assert [(e.start, e.end, e.n_points) for e in got] == [(t[s], t[e], n) for s, e, n in expected]
     assert flagged_points(np.asarray(agg), 1.0, cfg).size == sum(n for _, _, n in expected)
+
+
+def test_event_mask_covers_kept_events_gaps_included() -> None:
+    agg = np.array([2, 0, 2, 2, 0, 0, 0, 0, 2, 0, 2.0])
+    cfg = EventConfig(min_points=3, merge_gap=1)
+    # runs [0], [2..3] merge (gap 1) into one event of 3 points; [8] and [10] merge but hold 2 points
+    np.testing.assert_array_equal(event_mask(agg, 1.0, cfg), [1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0])
+    assert event_mask(agg, 1.0, EventConfig(min_points=1, merge_gap=0)).sum() == 5
+    assert not event_mask(np.full(4, np.nan), 1.0, cfg).any()

@@ -12,6 +12,7 @@ from scipy import stats
 from tsad.config import ThresholdConfig
 from tsad.thresholds import (
     ChannelThresholds,
+    FixedThreshold,
     MeanStdThreshold,
     MedianMadThreshold,
     PotThreshold,
@@ -140,3 +141,20 @@ def test_unfitted_and_bad_parameters() -> None:
         Threshold(margin=0.0)
     with pytest.raises(ValueError, match="missing or unknown"):
         threshold_from_dict({"strategy": "nope", "params": {}, "margin": 1.0})
+
+
+def test_fixed_threshold_ignores_errors_and_round_trips() -> None:
+    t = FixedThreshold(1.0).fit(np.array([5.0, 7.0]))
+    assert t.value_ == 1.0
+    back = threshold_from_dict(json.loads(json.dumps(t.to_dict())))
+    assert isinstance(back, FixedThreshold) and back.value_ == 1.0
+    with pytest.raises(ValueError):
+        FixedThreshold(0.0)
+
+
+def test_pot_on_a_heavy_tail_extrapolates_beyond_the_largest_error() -> None:
+    errors = stats.genpareto.rvs(0.3, size=20_000, random_state=5)
+    t = PotThreshold(q=0.98, risk=1e-5).fit(errors)
+    assert t.note_ is None and t.xi_ == pytest.approx(0.3, abs=0.15)
+    assert t.value_ > errors.max()
+    assert t.value_ == pytest.approx(stats.genpareto.ppf(1 - 1e-5, 0.3), rel=0.5)

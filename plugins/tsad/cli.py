@@ -3,6 +3,8 @@
     tsad simulate --start 2026-11-01 --days 14 --anomaly-day 2026-11-12
     tsad run --day 2026-11-10 [--to 2026-11-13] [--group pumps] [--force-retrain]
     tsad events [--from 2026-11-01] [--to 2026-11-30] [--group pumps]
+    tsad evaluate ../shared/datasets/skab/data [--train-file FILE] [--format json]
+    tsad db upgrade [--revision head]
 """
 
 from __future__ import annotations
@@ -59,7 +61,46 @@ def _parser() -> argparse.ArgumentParser:
     events.add_argument("--group")
     events.add_argument("--json", action="store_true", help="print JSON instead of a table")
     events.set_defaults(handler=_events)
+
+    ev = sub.add_parser("evaluate", help="run the detector over labelled CSV files (SKAB format) "
+                        "and print F1, FAR, MAR and AUC-PR beside baselines")
+    ev.add_argument("directory", help="folder searched (any depth) for ';'-separated CSV files "
+                    "with an 'anomaly' column")
+    ev.add_argument("--train-file", help="train once on this normal file (e.g. anomaly-free.csv) "
+                    "instead of on each file's first --train-rows rows")
+    ev.add_argument("--train-rows", type=int, default=400, help="benchmark protocol (default 400)")
+    ev.add_argument("--group", help="this configured group's detector settings (default: tsad's)")
+    ev.add_argument("--kind", action="append", default=[], help="also evaluate this network kind")
+    ev.add_argument("--format", choices=["table", "json", "markdown"], default="table")
+    ev.set_defaults(handler=_evaluate)
+
+    db = sub.add_parser("db", help="manage tsad's records database")
+    db_sub = db.add_subparsers(required=True, metavar="ACTION")
+    upgrade = db_sub.add_parser("upgrade", help="migrate the records database (Alembic) to the "
+                                "newest schema; safe to run again and from several places at once")
+    upgrade.add_argument("--revision", default="head", help="target revision (default: head)")
+    upgrade.set_defaults(handler=_db_upgrade)
     return parser
+
+
+def _db_upgrade(config: TsadConfig, args: argparse.Namespace) -> int:
+    from tsad import retry
+    from tsad.pipeline import database_url
+    from tsad.storage.engine import describe
+    from tsad.storage.migrate import VERSION_TABLE, current, upgrade
+
+    url = database_url(config)
+    before = retry.call(lambda: current(url), f"reading the schema version of {describe(url)}")
+    after = retry.call(lambda: upgrade(url, args.revision), f"migrating {describe(url)}")
+    change = "already at" if before == after else f"upgraded from {before or 'empty'} to"
+    print(f"database {describe(url)}: {change} revision {after} (table {VERSION_TABLE})")
+    return 0
+
+
+def _evaluate(config: TsadConfig, args: argparse.Namespace) -> int:
+    from tsad.evaluation.cli import run_evaluate
+
+    return run_evaluate(config, args)
 
 
 def _simulate(config: TsadConfig, args: argparse.Namespace) -> int:
@@ -76,15 +117,23 @@ def _simulate(config: TsadConfig, args: argparse.Namespace) -> int:
 
 def _run(config: TsadConfig, args: argparse.Namespace) -> int:
     from tsad.pipeline import run_day
+    from tsad.progress import Bar, training_progress
 
     day, last = args.day, args.to or args.day
-    while day <= last:
-        for result in run_day(config, day, args.group, force_retrain=args.force_retrain):
-            model = f"{result['model_version_id']} ({'trained' if result['trained'] else 'loaded'})"
-            drift = "  DRIFT: retrain" if result["drift"] else ""
-            print(f"{result['day']}  {result['group']:<10} {result['n_events']:>3} events "
-                  f"{result['n_points']:>5} points  model {model}{drift}")
-        day += timedelta(days=1)
+    groups = args.group or [g.name for g in config.groups]
+    with Bar(((last - day).days + 1) * len(groups), "days x groups") as bar, \
+            training_progress(bar):
+        while day <= last:
+            for group in groups:
+                bar.note = f"{day} {group}"
+                for result in run_day(config, day, [group], force_retrain=args.force_retrain):
+                    model = (f"{result['model_version_id']} "
+                             f"({'trained' if result['trained'] else 'loaded'})")
+                    drift = "  DRIFT: retrain" if result["drift"] else ""
+                    bar.write(f"{result['day']}  {result['group']:<10} {result['n_events']:>3} "
+                              f"events {result['n_points']:>5} points  model {model}{drift}")
+                bar.update(1)
+            day += timedelta(days=1)
     return 0
 
 

@@ -13,6 +13,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -91,13 +92,13 @@ class WindowConfig:
 class ModelConfig:
     """The autoencoder and how it is trained. ``latent`` is the bottleneck width."""
 
-    kind: Literal["dense", "conv1d", "lstm"] = "conv1d"
+    kind: Literal["dense", "conv1d", "lstm", "seq2seq"] = "lstm"
     hidden: int = 32
     latent: int = 8
-    epochs: int = 30
-    batch_size: int = 128
+    epochs: int = 100
+    batch_size: int = 32
     learning_rate: float = 3e-3
-    patience: int = 5
+    patience: int = 10
     validation_fraction: float = 0.2
     seed: int = 0
 
@@ -115,19 +116,32 @@ class ThresholdConfig:
 
     ``quantile`` uses ``q``; ``mean_std`` and ``median_mad`` use ``k``; ``pot`` fits a generalized
     Pareto tail above the ``q`` quantile and returns the level exceeded with probability ``risk``.
-    The threshold is multiplied by ``margin`` (>= 1 leaves headroom for unseen normal behaviour).
+    The threshold is multiplied by ``margin`` (> 1 leaves headroom for unseen normal behaviour;
+    the default 0.9 was chosen with the score rule on labelled data: docs/quality.md).
+    The score it applies to (rule in tsad/detector.py): each channel's error divided by its mean
+    held-out error (``normalise``: ``mean``, ``median`` or ``none``) and, for a channel with fewer
+    than ``effective_samples`` independent training rows (0: never), by (effective_samples /
+    its count)²; smoothed over ``smoothing_seconds``; combined by ``aggregate`` (``max`` or
+    ``mean``). ``scope: channel`` fits one threshold per channel instead of one on the aggregate.
     """
 
     strategy: Literal["quantile", "mean_std", "median_mad", "pot"] = "quantile"
-    q: float = 0.995
+    q: float = 0.99
     k: float = 4.0
     risk: float = 1e-4
-    margin: float = 1.5
+    margin: float = 0.9
+    normalise: Literal["mean", "median", "none"] = "mean"
+    effective_samples: float = 100.0
+    smoothing_seconds: float = 120.0
+    aggregate: Literal["max", "mean"] = "max"
+    scope: Literal["aggregate", "channel"] = "aggregate"
 
     def __post_init__(self) -> None:
         _check(0.5 < self.q < 1.0, "'q' must be in (0.5, 1)")
         _check(self.k > 0 and 0 < self.risk < 0.5, "'k' must be > 0 and 'risk' in (0, 0.5)")
         _check(self.margin > 0, "'margin' must be > 0")
+        _check(self.effective_samples >= 0 and self.smoothing_seconds >= 0,
+               "'effective_samples' and 'smoothing_seconds' must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -143,29 +157,105 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
+class QualityConfig:
+    """What extract does with messy input (docs/bad-inputs.md); each fix is counted in the run.
+
+    Readings are snapped to the grid; gaps of at most ``max_fill_steps`` steps are forward-filled,
+    longer ones stay missing and every window still holding a missing point is not scored
+    (``masked_windows``). A day with more than ``max_missing_fraction`` of its cells missing after
+    filling is refused. ``duplicates``: ``mean``, ``first`` or ``last`` reading per timestamp, or
+    ``error``. ``non_finite`` (NaN, inf) and ``non_numeric`` (text in a number column): treat as
+    ``missing``, or ``error`` naming the column and value. ``extra_channels``: ``ignore`` or ``error``.
+    """
+
+    max_fill_steps: int = 5
+    max_missing_fraction: float = 1.0
+    duplicates: Literal["mean", "first", "last", "error"] = "mean"
+    non_finite: Literal["missing", "error"] = "missing"
+    non_numeric: Literal["error", "missing"] = "error"
+    extra_channels: Literal["ignore", "error"] = "ignore"
+
+    def __post_init__(self) -> None:
+        _check(self.max_fill_steps >= 0, "'max_fill_steps' must be >= 0")
+        _check(0.0 <= self.max_missing_fraction <= 1.0, "'max_missing_fraction' must be in [0, 1]")
+
+
+@dataclass(frozen=True)
 class EventConfig:
-    """Flags -> events: drop runs shorter than ``min_points``, merge runs closer than ``merge_gap``."""
+    """Flags -> events: drop runs shorter than ``min_points``, merge runs closer than ``merge_gap``.
+
+    A day with more than ``drift_share`` of its points above the threshold is drift, not events.
+    """
 
     min_points: int = 3
     merge_gap: int = 10
     top_channels: int = 3
+    drift_share: float = 0.5
 
     def __post_init__(self) -> None:
         _check(self.min_points >= 1 and self.merge_gap >= 0 and self.top_channels >= 1,
                "'min_points' and 'top_channels' must be >= 1, 'merge_gap' >= 0")
+        _check(0.0 < self.drift_share <= 1.0, "'drift_share' must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class SeverityRoute:
+    """A severity level: events with severity (peak / threshold) >= ``min_severity`` are ``name``
+    and are also mailed to ``email_to``; ``slack_mention`` (e.g. ``<!channel>``) heads the Slack post."""
+
+    name: str
+    min_severity: float
+    email_to: list[str] = field(default_factory=list)
+    slack_mention: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(bool(re.match(r"^[a-z][a-z0-9_-]{0,31}$", self.name)),
+               f"'name' must be a short lowercase word, got {self.name!r}")
+        _check(self.min_severity >= 1.0, "'min_severity' must be >= 1 (severity 1 = threshold)")
+
+
+@dataclass(frozen=True)
+class Snooze:
+    """No alerts for the group (or only for events led by ``channels``) on data days before ``until``."""
+
+    until: str
+    channels: list[str] = field(default_factory=list)
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        try:
+            date.fromisoformat(self.until)
+        except ValueError:
+            raise ValueError(f"'until' must be a date YYYY-MM-DD, got {self.until!r}") from None
+
+    @property
+    def until_day(self) -> date:
+        return date.fromisoformat(self.until)
 
 
 @dataclass(frozen=True)
 class AlertConfig:
-    """Alert routes; each is optional. A log line is always written."""
+    """Alert routes; each is optional. A log line is always written.
+
+    ``email_to`` receives every new event; ``routes`` add recipients by severity. ``plot_base_url``
+    is where ``{data_dir}/plots`` is published for Slack to fetch images (webhooks cannot upload).
+    """
 
     email_conn_id: str | None = None
     email_to: list[str] = field(default_factory=list)
     slack_conn_id: str | None = None
+    routes: list[SeverityRoute] = field(default_factory=list)
+    snooze: list[Snooze] = field(default_factory=list)
+    plot_base_url: str | None = None
 
     def __post_init__(self) -> None:
-        _check(self.email_conn_id is None or bool(self.email_to),
+        routed = self.email_to or any(r.email_to for r in self.routes)
+        _check(self.email_conn_id is None or bool(routed),
                "'email_to' must list recipients when 'email_conn_id' is set")
+        names = [r.name for r in self.routes]
+        _check(len(set(names)) == len(names), f"'routes' has duplicate names: {names}")
+        _check(self.plot_base_url is None or self.plot_base_url.startswith(("http://", "https://")),
+               f"'plot_base_url' must be an http(s) URL, got {self.plot_base_url!r}")
 
 
 @dataclass(frozen=True)
@@ -182,6 +272,7 @@ class GroupConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     events: EventConfig = field(default_factory=EventConfig)
     alerts: AlertConfig = field(default_factory=AlertConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
 
     def __post_init__(self) -> None:
         _check(bool(GROUP_NAME.match(self.name)),

@@ -1,45 +1,85 @@
-"""A detector is a scaler, an autoencoder and a threshold, fitted together on normal data.
+"""A detector is a scaler, an autoencoder, a score rule and a threshold, fitted together on normal data.
 
-``fit`` holds out the last part of the training range: early stopping and the threshold both use
-errors on those unseen windows. It also measures the model against the persistence baseline
-(x[t] = x[t-1]) and checks that it does not simply copy its input; both go into ``metrics``.
+``fit`` holds out the last part of the training range for early stopping, the channel weights and
+the threshold. It also measures the model against the persistence baseline (x[t] = x[t-1]) and
+checks that it does not copy its input; both go into ``metrics`` and the training log.
+
+Score rule (``threshold.*`` settings; stored with the model, so an old model keeps its rule):
+
+1. Channels are standardised with the training scaler, the autoencoder reconstructs every window
+   and squared errors become per-timestamp, per-channel errors (``tsad.windows``).
+2. Weights: ``normalise: mean`` divides each channel by its mean held-out error, so a one-channel
+   anomaly is not drowned by noisier channels. A channel whose training rows hold few independent
+   values, n_eff = n / (2 R) with persistence factor R = var(x) / (var(x[t] - x[t-1]) / 2), is
+   also divided by (effective_samples / n_eff)² when n_eff < effective_samples: a slow channel
+   (a temperature over a short training range) has not shown its normal range yet, so its later
+   levels are weak evidence. With days of training this rarely applies.
+3. Smoothing: centred moving average over ``smoothing_seconds`` (rows = that / the group's
+   ``sampling_seconds``; NaN ignored, uncovered points stay NaN): sustained departures stand out.
+4. Aggregate: ``max`` over channels (default) or ``mean``.
+5. Threshold: fitted on held-out single-point scores shrunk toward their mean by
+   sqrt(max(1, rows / window length)), the factor by which averaging rows / length independent
+   windows narrows a normal score's spread. ``scope: channel`` fits one threshold per channel,
+   divides each channel by it and takes the max (threshold 1).
+
+``score`` returns the processed per-channel scores and aggregate (``window_scores`` stay raw);
+``postprocess`` applies steps 2-5 to raw scores (e.g. from ``tsad.streaming``); ``check_drift``
+tells a day that moved away from training as a whole from an event.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from tsad.config import GroupConfig
+from tsad.config import GroupConfig, ThresholdConfig
 from tsad.device import resolve_device
 from tsad.errors import DataError
 from tsad.networks import build_network
 from tsad.scaling import ChannelScaler
-from tsad.thresholds import Threshold, make_threshold, threshold_from_dict
-from tsad.training import train
 from tsad.scoring import Scores, score_series
+from tsad.thresholds import (ChannelThresholds, FixedThreshold, Threshold, make_threshold,
+                             threshold_from_dict)
+from tsad.training import train
 from tsad.windows import valid_starts, window_view
 
 log = logging.getLogger(__name__)
 
 SPIKE_SIZE = 6.0  # in training standard deviations
 MIN_WINDOWS = 64
+LEGACY_RULE = {"normalise": "none", "smoothing_rows": 1, "aggregate": "mean", "scope": "aggregate"}
+
+
+@dataclass(frozen=True)
+class DriftCheck:
+    """Whether a scored day moved away from the training data as a whole."""
+
+    flagged_share: float
+    drift: bool
+    message: str
 
 
 class Detector:
     """Fit on normal data, then score any frame with the same channels."""
 
     def __init__(self, group: GroupConfig, scaler: ChannelScaler, network: torch.nn.Module,
-                 threshold: Threshold, metrics: dict[str, Any]) -> None:
+                 threshold: Threshold, metrics: dict[str, Any], rule: dict[str, Any] | None = None,
+                 weights: np.ndarray | None = None,
+                 channel_thresholds: ChannelThresholds | None = None) -> None:
         self.group = group
         self.scaler_ = scaler
         self.network_ = network
         self.threshold_ = threshold
         self.metrics_ = metrics
+        self.rule_ = dict(rule or LEGACY_RULE)
+        self.weights_ = np.ones(len(group.channels)) if weights is None else np.asarray(weights)
+        self.channel_thresholds_ = channel_thresholds
 
     @property
     def channels(self) -> list[str]:
@@ -49,13 +89,15 @@ class Detector:
     def threshold(self) -> float:
         return float(self.threshold_.value_)
 
-    # ------------------------------------------------------------------ fitting
-
     @classmethod
-    def fit(cls, group: GroupConfig, frame: pd.DataFrame, device: torch.device | None = None) -> Detector:
-        """Train on ``frame`` (normal data, config channels); threshold on held-out errors."""
+    def fit(cls, group: GroupConfig, frame: pd.DataFrame, device: torch.device | None = None,
+            checkpoint: bool = True) -> Detector:
+        """Train on ``frame`` (normal data, config channels); score rule and threshold on held-out rows.
+
+        ``checkpoint=False`` skips per-epoch checkpoints (short evaluation fits).
+        """
         device = device or resolve_device()
-        length, model_cfg = group.window.length, group.model
+        length, model_cfg, cfg = group.window.length, group.model, group.threshold
         raw = _channel_array(frame, group.channels, "training data")
         scaler = ChannelScaler.fit(raw)
         series = scaler.transform(raw)
@@ -63,45 +105,91 @@ class Detector:
         starts = valid_starts(series, np.arange(max(len(series) - length + 1, 0)), length)
         train_starts, val_starts = starts[starts + length <= split], starts[starts >= split]
         if len(train_starts) < MIN_WINDOWS or len(val_starts) < MIN_WINDOWS // 8:
-            raise DataError(
-                f"group {group.name!r}: only {len(train_starts)} training and {len(val_starts)} "
-                f"validation windows of length {length}; extend 'training.days' or fix the gaps"
-            )
+            raise DataError(f"group {group.name!r}: only {len(train_starts)} training and "
+                            f"{len(val_starts)} validation windows of length {length}; extend "
+                            "'training.days' or fix the gaps")
         torch.manual_seed(model_cfg.seed)
         network = build_network(model_cfg, len(group.channels), length).to(device)
-        report = train(network, series, train_starts, val_starts, length, model_cfg, device)
+        key = f"{group.name}:{frame.index[0]}:{frame.index[-1]}" if checkpoint else None
+        report = train(network, series, train_starts, val_starts, length, model_cfg, device,
+                       checkpoint_key=key)
         network = network.cpu().eval()
-        detector = cls(group, scaler, network, make_threshold(group.threshold), {})
-        held_out = detector._score_scaled(series[split:], pd.DatetimeIndex(frame.index[split:]))
-        errors = held_out.aggregate[np.isfinite(held_out.aggregate)]
-        detector.threshold_.fit(errors)
+        rows = smoothing_rows(cfg, group.sampling_seconds)
+        rule = {"normalise": cfg.normalise, "effective_samples": cfg.effective_samples,
+                "smoothing_rows": rows, "aggregate": cfg.aggregate, "scope": cfg.scope}
+        detector = cls(group, scaler, network, make_threshold(cfg), {}, rule)
+        held_raw = detector.score_raw(series[split:], pd.DatetimeIndex(frame.index[split:]))
+        raw_errors = held_raw.point_scores[np.isfinite(held_raw.point_scores).all(axis=1)]
+        persistence = persistence_factor(series[:split])
+        detector.weights_ = channel_weights(raw_errors, persistence, split, cfg)
+        detector.rule_["shrink"] = shrink = math.sqrt(max(1.0, rows / length))
+        weighted = raw_errors * detector.weights_
+        if cfg.scope == "channel":
+            narrowed = weighted.mean(axis=0) + (weighted - weighted.mean(axis=0)) / shrink
+            detector.channel_thresholds_ = ChannelThresholds(cfg).fit(narrowed)
+            detector.threshold_ = FixedThreshold(1.0).fit(np.ones(1))
+        else:
+            single = detector._aggregate(weighted)
+            detector.threshold_.fit(single.mean() + (single - single.mean()) / shrink)
+        model_error = float(np.mean(raw_errors))
         detector.metrics_ = {
-            "device": str(device),
-            "epochs_run": report.epochs_run,
-            "best_epoch": report.best_epoch,
+            "device": str(device), "epochs_run": report.epochs_run, "best_epoch": report.best_epoch,
             "train_loss": report.train_losses[report.best_epoch - 1],
-            "val_loss": report.best_val_loss,
-            "train_seconds": round(report.seconds, 3),
-            "n_train_windows": int(len(train_starts)),
-            "n_val_windows": int(len(val_starts)),
-            "val_error_median": float(np.median(errors)),
-            **_baseline_checks(network, series[split:], length, model_cfg.seed, float(np.mean(errors))),
+            "val_loss": report.best_val_loss, "train_seconds": round(report.seconds, 3),
+            "n_train_windows": int(len(train_starts)), "n_val_windows": int(len(val_starts)),
+            "val_error_median": float(np.median(raw_errors)),
+            "persistence_factor": persistence.round(3).tolist(),
+            **_baseline_checks(network, series[split:], length, model_cfg.seed, model_error),
         }
-        _warn_if_weak(group.name, detector.metrics_)
+        _log_checks(group.name, detector.metrics_)
         return detector
 
-    # ------------------------------------------------------------------ scoring
-
     def score(self, frame: pd.DataFrame) -> Scores:
-        """Per-window, per-timestamp and per-channel errors of ``frame`` (wide, config channels)."""
+        """Scores of ``frame`` (wide, config channels) under the score rule (module docstring)."""
         raw = _channel_array(frame, self.channels, "scored data")
-        return self._score_scaled(self.scaler_.transform(raw), pd.DatetimeIndex(frame.index))
+        return self.postprocess(self.score_raw(self.scaler_.transform(raw),
+                                               pd.DatetimeIndex(frame.index)))
 
-    def _score_scaled(self, series: np.ndarray, timestamps: pd.DatetimeIndex) -> Scores:
+    def score_raw(self, series: np.ndarray, timestamps: pd.DatetimeIndex) -> Scores:
+        """The model's reconstruction errors of a scaled series (steps 1 of the rule only)."""
         window = self.group.window
         return score_series(self.network_, series, timestamps, window.length, window.stride)
 
-    # ------------------------------------------------------------------ persistence
+    def postprocess(self, raw: Scores) -> Scores:
+        """Steps 2-5 of the score rule on raw errors (e.g. from ``tsad.streaming``)."""
+        channel_scores = self._channel_scores(raw.point_scores)
+        return replace(raw, point_scores=channel_scores, aggregate=self._aggregate(channel_scores))
+
+    def _channel_scores(self, point_scores: np.ndarray) -> np.ndarray:
+        weighted = np.asarray(point_scores, dtype=np.float64) * self.weights_
+        smoothed = moving_average(weighted, int(self.rule_["smoothing_rows"]))
+        if self.channel_thresholds_ is not None:
+            smoothed = smoothed / self.channel_thresholds_.values_
+        return smoothed
+
+    def _aggregate(self, channel_scores: np.ndarray) -> np.ndarray:
+        if channel_scores.shape[0] == 0:
+            return np.empty(0)
+        use_max = self.rule_["aggregate"] == "max" or self.channel_thresholds_ is not None
+        with np.errstate(invalid="ignore"):
+            out = channel_scores.max(axis=1) if use_max else channel_scores.mean(axis=1)
+        return out.astype(np.float64)
+
+    def check_drift(self, scores: Scores, limit: float | None = None) -> DriftCheck:
+        """Drift: more than ``limit`` (default ``events.drift_share``) of the scored points lie
+        above the threshold.
+
+        Such a day is not one endless event but data that moved away from the training
+        distribution as a whole (a new operating point, a recalibrated sensor, the season): it is
+        recorded as "drift: retrain" and the next run retrains on recent data.
+        """
+        finite = np.isfinite(scores.aggregate)
+        share = float((scores.aggregate[finite] > self.threshold).mean()) if finite.any() else 0.0
+        limit = self.group.events.drift_share if limit is None else limit
+        message = (f"drift: retrain. {share:.0%} of the day is above the threshold (limit "
+                   f"{limit:.0%}): the data has moved away from the training range; the next run "
+                   "retrains") if share > limit else ""
+        return DriftCheck(share, share > limit, message)
 
     def state(self) -> dict[str, Any]:
         """Everything but the weights, as JSON types."""
@@ -109,16 +197,67 @@ class Detector:
             "channels": self.channels,
             "scaler": self.scaler_.to_dict(),
             "threshold": self.threshold_.to_dict(),
+            "score_rule": self.rule_,
+            "channel_weights": self.weights_.tolist(),
+            "channel_thresholds": (None if self.channel_thresholds_ is None
+                                   else self.channel_thresholds_.to_dict()),
             "metrics": self.metrics_,
         }
 
     @classmethod
     def from_state(cls, group: GroupConfig, state: dict[str, Any],
                    weights: dict[str, torch.Tensor]) -> Detector:
+        """Rebuild a saved detector; a model saved before score rules existed keeps the old one."""
         network = build_network(group.model, len(group.channels), group.window.length)
         network.load_state_dict(weights)
+        stored = state.get("channel_thresholds")
         return cls(group, ChannelScaler.from_dict(state["scaler"]), network.eval(),
-                   threshold_from_dict(state["threshold"]), dict(state["metrics"]))
+                   threshold_from_dict(state["threshold"]), dict(state["metrics"]),
+                   state.get("score_rule", LEGACY_RULE), state.get("channel_weights"),
+                   None if stored is None else ChannelThresholds.from_dict(stored))
+
+
+def smoothing_rows(cfg: ThresholdConfig, sampling_seconds: float) -> int:
+    """Rows in the smoothing average: ``smoothing_seconds`` over the sampling step, at least 1."""
+    return max(1, int(round(cfg.smoothing_seconds / max(sampling_seconds, 1e-9))))
+
+
+def channel_weights(errors: np.ndarray, persistence: np.ndarray, n_rows: int,
+                    cfg: ThresholdConfig) -> np.ndarray:
+    """Step 2 of the rule: 1 / (error scale x (effective_samples / n_eff)² where n_eff is short)."""
+    scale = np.ones(errors.shape[1])
+    if cfg.normalise != "none":
+        scale = np.mean(errors, axis=0) if cfg.normalise == "mean" else np.median(errors, axis=0)
+    discount = np.ones_like(persistence)
+    if cfg.effective_samples > 0:
+        discount = np.maximum(1.0, cfg.effective_samples * 2.0 * persistence / n_rows) ** 2
+    return 1.0 / (np.maximum(scale, 1e-12) * discount)
+
+
+def persistence_factor(series: np.ndarray) -> np.ndarray:
+    """Per channel, var(x) / (var(x[t] - x[t-1]) / 2), at least 1 (rows with a NaN skipped)."""
+    x = np.asarray(series, dtype=np.float64)
+    steps = np.diff(x, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.nanvar(x, axis=0) / (np.nanvar(steps[np.isfinite(steps).all(axis=1)], axis=0) / 2)
+    return np.where(np.isfinite(ratio), np.maximum(ratio, 1.0), 1.0)
+
+
+def moving_average(values: np.ndarray, width: int) -> np.ndarray:
+    """Centred moving average of ``values [n, c]``: row i averages the finite rows among
+    i - (width-1)//2 .. i + width//2; a NaN row stays NaN (no window covered it: never flagged)."""
+    v = np.asarray(values, dtype=np.float64)
+    if width <= 1 or v.shape[0] == 0:
+        return v.copy()
+    finite = np.isfinite(v)
+    sums = np.concatenate([np.zeros((1, v.shape[1])), np.cumsum(np.where(finite, v, 0.0), axis=0)])
+    counts = np.concatenate([np.zeros((1, v.shape[1])), np.cumsum(finite, axis=0)])
+    rows = np.arange(v.shape[0])
+    lo, hi = np.clip(rows - (width - 1) // 2, 0, None), np.clip(rows + width // 2 + 1, None, len(v))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (sums[hi] - sums[lo]) / (counts[hi] - counts[lo])
+    out[~finite] = np.nan
+    return out
 
 
 def _channel_array(frame: pd.DataFrame, channels: list[str], what: str) -> np.ndarray:
@@ -136,30 +275,28 @@ def _baseline_checks(network: torch.nn.Module, held_out: np.ndarray, length: int
     rng = np.random.default_rng(seed)
     starts = valid_starts(held_out, np.arange(max(len(held_out) - length + 1, 0)), length)
     picked = rng.choice(starts, size=min(256, len(starts)), replace=False)
-    windows = window_view(held_out, length)[picked].copy()
-    rows = np.arange(len(picked))
+    windows, rows = window_view(held_out, length)[picked].copy(), np.arange(len(picked))
     at, channel = rng.integers(1, length - 1, len(picked)), rng.integers(0, held_out.shape[1], len(picked))
     windows[rows, at, channel] += SPIKE_SIZE
     with torch.inference_mode():
         recon = network(torch.from_numpy(windows)).numpy()
     residual = windows[rows, at, channel] - recon[rows, at, channel]
-    spike_error_ratio = float(np.mean(residual**2) / SPIKE_SIZE**2)
-    return {
-        "persistence_error": persistence,
-        "model_error": model_error,
-        "beats_persistence": bool(model_error < persistence),
-        "spike_error_ratio": spike_error_ratio,
-        "copies_input": bool(spike_error_ratio < 0.5),
-    }
+    ratio = float(np.mean(residual**2) / SPIKE_SIZE**2)
+    return {"persistence_error": persistence, "model_error": model_error,
+            "beats_persistence": bool(model_error < persistence), "spike_error_ratio": ratio,
+            "copies_input": bool(ratio < 0.5)}
 
 
-def _warn_if_weak(group: str, metrics: dict[str, Any]) -> None:
+def _log_checks(group: str, metrics: dict[str, Any]) -> None:
+    """The training guards in the training log: always the figures, a warning when one fails."""
+    log.info("group %s: held-out error %.4f vs persistence x[t]=x[t-1] %.4f; injected spikes "
+             "kept %.0f%% of their error", group, metrics["model_error"],
+             metrics["persistence_error"], 100 * metrics["spike_error_ratio"])
     if not metrics["beats_persistence"]:
-        log.warning(
-            "group %s: the autoencoder's held-out error %.4f is not below the persistence baseline "
-            "x[t]=x[t-1] (%.4f): it predicts no better than repeating the last reading",
-            group, metrics["model_error"], metrics["persistence_error"])
+        log.warning("group %s: the autoencoder's held-out error %.4f is not below the persistence "
+                    "baseline x[t]=x[t-1] (%.4f): it predicts no better than repeating the last "
+                    "reading", group, metrics["model_error"], metrics["persistence_error"])
     if metrics["copies_input"]:
-        log.warning(
-            "group %s: the autoencoder reconstructs %.0f%% of injected spikes: it copies its input "
-            "and will miss anomalies; shrink 'model.latent'", group, 100 * (1 - metrics["spike_error_ratio"]))
+        log.warning("group %s: the autoencoder reconstructs %.0f%% of injected spikes: it copies "
+                    "its input and will miss anomalies; shrink 'model.latent'", group,
+                    100 * (1 - metrics["spike_error_ratio"]))

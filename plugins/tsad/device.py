@@ -1,7 +1,10 @@
-"""The one place that decides where torch runs.
+"""The one place that decides where torch runs, and with how many CPU threads.
 
 ``TSAD_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``) overrides; otherwise CUDA when present, else CPU.
 A model trained on a GPU worker is saved from CPU tensors, so any worker can load it.
+
+``TSAD_THREADS`` overrides the CPU thread count; otherwise it is the number of cores this process
+may run on (its affinity mask, which containers and task runners narrow), not the machine's total.
 """
 
 from __future__ import annotations
@@ -20,3 +23,24 @@ def resolve_device(preference: str | None = None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"TSAD_DEVICE={choice!r} asks for CUDA but no CUDA device is visible")
     return device
+
+
+def cpu_threads() -> int:
+    """Threads for torch on CPU: ``$TSAD_THREADS``, else the cores in this process's affinity."""
+    configured = os.environ.get("TSAD_THREADS", "").strip()
+    if configured:
+        if not configured.isdigit() or int(configured) < 1:
+            raise RuntimeError(f"TSAD_THREADS={configured!r} must be a positive integer")
+        return int(configured)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def use_cpu_threads() -> int:
+    """Set torch's intra-op threads to ``cpu_threads()`` (only when it differs) and return it."""
+    threads = cpu_threads()
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads

@@ -96,6 +96,16 @@ def flagged_points(aggregate: np.ndarray, threshold: float, cfg: EventConfig) ->
     return np.flatnonzero(flags & inside)
 
 
+def event_mask(aggregate: np.ndarray, threshold: float, cfg: EventConfig) -> np.ndarray:
+    """Boolean mask of the points an operator is shown as anomalous: every point of every kept
+    event, first to last flagged point inclusive (merged gaps included). Evaluation counts these."""
+    flags, starts, stops, _ = _segments(aggregate, threshold, cfg)
+    marks = np.zeros(flags.size + 1, dtype=np.int64)
+    np.add.at(marks, starts, 1)
+    np.add.at(marks, stops, -1)
+    return np.cumsum(marks[:-1]) > 0
+
+
 def _top_channels(scores: np.ndarray, channels: Sequence[str],
                   limit: int) -> tuple[tuple[str, float], ...]:
     """Shares of the summed per-channel score; NaN counts as 0, negatives are clipped to 0."""

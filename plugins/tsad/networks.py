@@ -1,7 +1,8 @@
 """Autoencoders over windows ``[batch, length, channels]`` with a real bottleneck.
 
-Each network squeezes a window through a code much smaller than the window itself, so it cannot
-learn the identity and reconstruct anomalies as well as normal data.
+Each network squeezes a window through a code much smaller than the window itself (``latent``
+numbers for ``length x channels`` inputs), so it cannot learn the identity and reconstruct
+anomalies as well as normal data. No decoder sees the input except through that code.
 """
 
 from __future__ import annotations
@@ -64,10 +65,37 @@ class LstmAutoencoder(nn.Module):
         return self.output(decoded)
 
 
+class Seq2SeqAutoencoder(nn.Module):
+    """Sequence to sequence: an LSTM encoder to one ``latent`` code; an LSTM decoder whose state
+    starts from the code emits the window in reverse, each step fed its own previous output."""
+
+    def __init__(self, n_channels: int, length: int, hidden: int, latent: int) -> None:
+        super().__init__()
+        self.length = length
+        self.encoder = nn.LSTM(n_channels, hidden, batch_first=True)
+        self.to_latent = nn.Linear(hidden, latent)
+        self.from_latent = nn.Linear(latent, 2 * hidden)
+        self.decoder = nn.LSTMCell(n_channels, hidden)
+        self.output = nn.Linear(hidden, n_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, (h, _) = self.encoder(x)
+        state = torch.tanh(self.from_latent(self.to_latent(h[-1])))
+        h, c = state.chunk(2, dim=-1)
+        step = x.new_zeros(x.shape[0], x.shape[2])
+        steps = []
+        for _ in range(self.length):  # last timestep first: the easiest to recall from the code
+            h, c = self.decoder(step, (h.contiguous(), c.contiguous()))
+            step = self.output(h)
+            steps.append(step)
+        return torch.stack(steps[::-1], dim=1)
+
+
 NETWORKS: dict[str, type[nn.Module]] = {
     "dense": DenseAutoencoder,
     "conv1d": Conv1dAutoencoder,
     "lstm": LstmAutoencoder,
+    "seq2seq": Seq2SeqAutoencoder,
 }
 
 

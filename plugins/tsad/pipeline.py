@@ -2,7 +2,9 @@
 
 Each step reads and writes one partition and returns a small JSON-able dict (paths and counts,
 never data), so it can be an Airflow task whose result travels through XCom. Every step is
-idempotent: running it again for the same (group, day) gives the same files and rows.
+idempotent: running it again for the same (group, day) gives the same files and rows, which is
+what lets database and source calls be retried (``tsad.retry``: transient failures back off and
+try again, permanent ones fail at once with what to fix).
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 from tsad.config import GroupConfig, TsadConfig
@@ -18,8 +19,6 @@ from tsad.dates import day_bounds, training_days
 from tsad.errors import ConfigError
 
 log = logging.getLogger("tsad.pipeline")
-
-DRIFT_FLAGGED_FRACTION = 0.5  # more than this share of a day above threshold reads as drift
 
 
 @dataclass(frozen=True)
@@ -43,10 +42,26 @@ def database_url(config: TsadConfig, override: str | None = None) -> str:
 def _engine(config: TsadConfig, db_url: str | None) -> Any:
     from tsad.storage.engine import get_engine
     from tsad.storage.schema import create_schema
+    from tsad.storage.views import create_views
 
     engine = get_engine(database_url(config, db_url))
-    create_schema(engine)
+
+    def prepare() -> None:
+        create_schema(engine)  # migrations to head: a no-op once seen current in this process
+        create_views(engine)
+
+    _retrying(prepare, f"preparing database {_shown(engine)}")
     return engine
+
+
+def _retrying(fn: Any, what: str) -> Any:
+    from tsad import retry
+
+    return retry.call(fn, what)
+
+
+def _shown(engine: Any) -> str:
+    return engine.url.render_as_string(hide_password=True)
 
 
 # ---------------------------------------------------------------------- 1. extract
@@ -56,8 +71,10 @@ def extract(config: TsadConfig, group_name: str, day: date, source_url: str | No
     from tsad.extract import extract_day
 
     group = config.group(group_name)
-    result = extract_day(group, day, config.site_timezone, config.data_dir, source_url=source_url)
-    _write_json(Path(result.path).with_name("quality.json"), result.quality)
+    result = _retrying(lambda: extract_day(group, day, config.site_timezone, config.data_dir,
+                                           source_url=source_url),
+                       f"extracting group {group_name} {day}")
+    _write_json(_with_name(result.path, "quality.json"), result.quality)
     log.info("group %s %s: extracted %d rows to %s", group_name, day, result.rows, result.path)
     return result.to_dict()
 
@@ -81,19 +98,20 @@ def ensure_model(config: TsadConfig, group_name: str, day: date, *, force_retrai
         return {"model_version_id": current.id, "path": str(current.path), "trained": False}
     log.info("group %s %s: training a new model (%s)", group.name, day, reason)
     version = _train(config, group, day, source_url, run)
-    _record_version(_engine(config, db_url), version)
+    engine = _engine(config, db_url)
+    _retrying(lambda: _record_version(engine, version), f"recording model {version.id}")
     return {"model_version_id": version.id, "path": str(version.path), "trained": True, "reason": reason}
 
 
 def _train(config: TsadConfig, group: GroupConfig, day: date, source_url: str | None,
            run: RunInfo) -> Any:
-    from tsad import registry
+    from tsad import fs, registry
     from tsad.detector import Detector
     from tsad.partitions import partition_path, read_days
 
     days = training_days(day, group.training.days)
     for past in days:  # a fresh deployment has no partitions yet: extract what training needs
-        if not partition_path(config.data_dir, group.name, past).is_file():
+        if not fs.is_file(partition_path(config.data_dir, group.name, past)):
             extract(config, group.name, past, source_url)
     frame = read_days(config.data_dir, group.name, days, group.channels)
     detector = Detector.fit(group, frame)
@@ -112,7 +130,7 @@ def _record_version(engine: Any, version: Any) -> None:
     m = version.manifest
     record_model_version(engine, ModelVersionRecord(
         id=version.id, sensor_group=version.group, version=version.version,
-        detector_kind=m["detector_kind"], config_json=_read_json(version.path / "config.json"),
+        detector_kind=m["detector_kind"], config_json=version.read_json("config.json"),
         config_sha256=m["config_sha256"], artifact_uri=str(version.path),
         manifest_sha256=version.manifest_sha256,
         training_start=date.fromisoformat(m["training_start"]),
@@ -126,7 +144,9 @@ def _record_version(engine: Any, version: Any) -> None:
 def _drift_before(config: TsadConfig, group: str, day: date, db_url: str | None) -> bool:
     from tsad.storage.records import latest_run
 
-    previous = latest_run(_engine(config, db_url), group, day - timedelta(days=1))
+    engine = _engine(config, db_url)
+    previous = _retrying(lambda: latest_run(engine, group, day - timedelta(days=1)),
+                         f"reading the run of {group} {day - timedelta(days=1)}")
     return bool(previous and previous.get("drift"))
 
 
@@ -139,16 +159,15 @@ def detect(config: TsadConfig, group_name: str, day: date, model_path: str, *,
     from tsad.partitions import read_partition
 
     group = config.group(group_name)
-    path = Path(model_path)
-    version = next(v for v in registry.list_versions(path.parent.parent, path.parent.name)
-                   if v.path == path)
-    detector = registry.load_detector(version)
+    version = registry.version_at(model_path)
+    detector = registry.load_detector(version, group.channels)
     started = datetime.now(timezone.utc)
     frame = read_partition(config.data_dir, group.name, day, detector.channels)
     scores = detector.score(frame)
     engine = _engine(config, db_url)
-    _record_version(engine, version)
-    summary = _write_records(engine, config, group, day, detector, version.id, scores, run, started)
+    _retrying(lambda: _record_version(engine, version), f"recording model {version.id}")
+    summary = _write_records(engine, config, group, day, detector, version.id, scores, run, started,
+                             frame=frame)
     log.info("group %s %s: %d events, %d anomalous points, drift=%s (threshold %.4f, model %s)",
              group.name, day, summary["n_events"], summary["n_points"], summary["drift"],
              detector.threshold, version.id)
@@ -156,21 +175,20 @@ def detect(config: TsadConfig, group_name: str, day: date, model_path: str, *,
 
 
 def _write_records(engine: Any, config: TsadConfig, group: GroupConfig, day: date, detector: Any,
-                   version_id: str, scores: Any, run: RunInfo, started: datetime) -> dict[str, Any]:
+                   version_id: str, scores: Any, run: RunInfo, started: datetime,
+                   frame: Any = None) -> dict[str, Any]:
     import numpy as np
 
     from tsad.events import find_events, flagged_points
     from tsad.storage.records import RunRecord, write_partition
 
     threshold = detector.threshold
-    finite = np.isfinite(scores.aggregate)
-    flagged_share = float((scores.aggregate[finite] > threshold).mean()) if finite.any() else 0.0
-    drift = flagged_share > DRIFT_FLAGGED_FRACTION
+    drift_check = detector.check_drift(scores, group.events.drift_share)  # rule: tsad/detector.py
+    drift = drift_check.drift
     channels = detector.channels
     if drift:
         events, point_idx = [], np.empty(0, dtype=np.int64)
-        message = (f"drift: retrain. {flagged_share:.0%} of the day is above the threshold: the data "
-                   "has moved away from the training range; the next run retrains")
+        message = drift_check.message
         log.warning("group %s %s: %s", group.name, day, message)
     else:
         events = find_events(scores.timestamps, scores.aggregate, scores.point_scores, channels,
@@ -186,14 +204,34 @@ def _write_records(engine: Any, config: TsadConfig, group: GroupConfig, day: dat
         n_events=len(events), quality_json=_quality(config, group, day), drift=drift,
         status="drift" if drift else "ok", message=message, started_at=started,
         finished_at=datetime.now(timezone.utc))
-    event_records = [_event_record(e, group.name, day, version_id) for e in events]
+    plots = _plots(config, group, day, detector, version_id, frame, scores, events)
+    event_records = [_event_record(e, group.name, day, version_id, plot)
+                     for e, plot in zip(events, plots, strict=True)]
     points = _point_records(scores, point_idx, channels, threshold, group, day, version_id)
-    run_pk = write_partition(engine, run_record, event_records, points)
+    run_pk = _retrying(lambda: write_partition(engine, run_record, event_records, points),
+                       f"writing {group.name} {day} to {_shown(engine)}")
     return {"detection_run_id": run_pk, "n_events": len(events), "n_points": len(points),
             "drift": drift, "model_version_id": version_id, "threshold": threshold}
 
 
-def _event_record(event: Any, group: str, day: date, version_id: str) -> Any:
+def _plots(config: TsadConfig, group: GroupConfig, day: date, detector: Any, version_id: str,
+           frame: Any, scores: Any, events: list[Any]) -> list[str | None]:
+    """One PNG per event (see ``tsad.plots``); a plot that fails is logged, never loses records."""
+    from tsad.plots import plot_events
+
+    if frame is None:
+        return [None] * len(events)
+    try:
+        return list(plot_events(detector, frame, scores, events, data_dir=config.data_dir,
+                                group=group.name, day=day, model_version=version_id))
+    except Exception:  # noqa: BLE001 - a picture must not block the records
+        log.exception("group %s %s: rendering the event plots failed; events keep no plot",
+                      group.name, day)
+        return [None] * len(events)
+
+
+def _event_record(event: Any, group: str, day: date, version_id: str,
+                  plot_path: str | None = None) -> Any:
     from tsad.storage.records import EventRecord
 
     return EventRecord(
@@ -203,7 +241,7 @@ def _event_record(event: Any, group: str, day: date, version_id: str) -> Any:
         severity=float(event.severity), n_points=int(event.n_points),
         top_channels_json=[{"channel": c, "contribution": round(float(w), 6)}
                            for c, w in event.top_channels],
-        model_version_id=version_id)
+        model_version_id=version_id, plot_path=plot_path)
 
 
 def _point_records(scores: Any, idx: Any, channels: list[str], threshold: float,
@@ -231,38 +269,77 @@ def _point_records(scores: Any, idx: Any, channels: list[str], threshold: float,
 
 
 def _quality(config: TsadConfig, group: GroupConfig, day: date) -> dict[str, Any]:
+    from tsad import fs
     from tsad.partitions import partition_path
 
-    sidecar = partition_path(config.data_dir, group.name, day).with_name("quality.json")
-    return _read_json(sidecar) if sidecar.is_file() else {}
+    sidecar = fs.with_name(partition_path(config.data_dir, group.name, day), "quality.json")
+    return _read_json(sidecar) if fs.is_file(sidecar) else {}
 
 
 # ---------------------------------------------------------------------- 5. alert
 
 def alert(config: TsadConfig, group_name: str, day: date, *, db_url: str | None = None,
           smtp: dict[str, Any] | None = None, webhook_url: str | None = None) -> dict[str, Any]:
-    """Send one digest of the day's new events (ongoing events are not repeated); always log."""
-    from tsad.alerts import build_digest, log_digest, new_events, post_webhook, send_email
+    """Send the day's new events (ongoing ones are not repeated, snoozed ones held back): one
+    email per recipient set (severity routes) with the plots attached, one webhook post; always
+    log the digest."""
+    from functools import partial
+
+    from tsad.alerts import (
+        build_digest,
+        log_digest,
+        new_events,
+        plan_emails,
+        plot_files,
+        post_webhook,
+        send_email,
+        split_snoozed,
+    )
     from tsad.storage.records import read_events
 
     group = config.group(group_name)
+    routes = group.alerts
     engine = _engine(config, db_url)
-    today = read_events(engine, group.name, day)
-    yesterday = read_events(engine, group.name, day - timedelta(days=1))
+    today, yesterday = _retrying(
+        lambda: (read_events(engine, group.name, day),
+                 read_events(engine, group.name, day - timedelta(days=1))),
+        f"reading the events of {group.name} {day}")
     fresh = new_events(today, yesterday, day_bounds(day, config.site_timezone)[0], group.sampling_seconds)
-    digest = build_digest(group.name, day, fresh)
-    sent: list[str] = []
+    fresh, held = split_snoozed(fresh, routes.snooze, day)
+    for event, snooze in held:
+        log.info("group %s %s: event at %s snoozed until %s (%s)", group.name, day,
+                 event["start_ts"], snooze.until, snooze.reason or "no reason given")
+    result: dict[str, Any] = {"n_events": len(today), "n_new": len(fresh), "n_snoozed": len(held),
+                              "sent": [], "emails": []}
+    plot_url = (partial(_plot_url, routes.plot_base_url, config.data_dir)
+                if routes.plot_base_url else None)
+    digest = build_digest(group.name, day, fresh, plot_files(fresh), routes=routes.routes,
+                          plot_url=plot_url)
     if digest is None:
-        log.info("group %s %s: no new anomaly events (%d ongoing)", group.name, day, len(today))
-        return {"n_events": len(today), "n_new": 0, "sent": sent}
+        log.info("group %s %s: no new anomaly events (%d ongoing, %d snoozed)", group.name, day,
+                 len(today), len(held))
+        return result
     log_digest(digest, log)
     if smtp:
-        send_email(digest, recipients=list(group.alerts.email_to), **smtp)
-        sent.append("email")
+        for delivery in plan_emails(fresh, routes.email_to, routes.routes):
+            files = plot_files(delivery.events)
+            mail = build_digest(group.name, day, delivery.events, files, routes=routes.routes)
+            assert mail is not None
+            send_email(mail, recipients=list(delivery.recipients), attachments=files, **smtp)
+            result["emails"].append({"to": list(delivery.recipients),
+                                     "n_events": len(delivery.events), "n_plots": len(files)})
+        if result["emails"]:
+            result["sent"].append("email")
     if webhook_url:
         post_webhook(digest, webhook_url)
-        sent.append("webhook")
-    return {"n_events": len(today), "n_new": len(fresh), "sent": sent}
+        result["sent"].append("webhook")
+    return result
+
+
+def _plot_url(base_url: str, data_dir: str, event: dict[str, Any]) -> str | None:
+    from tsad.alerts import published_plot_url
+
+    return published_plot_url(base_url, data_dir, event.get("plot_path"))
 
 
 # ---------------------------------------------------------------------- all steps (CLI)
@@ -281,13 +358,33 @@ def run_day(config: TsadConfig, day: date, groups: list[str] | None = None, *,
     return results
 
 
-def _write_json(path: Path, data: Any) -> None:
+def _with_name(path: str, name: str) -> Any:
+    """A sibling of a local path or object storage URL (see ``tsad.fs``)."""
+    from tsad import fs
+
+    return fs.with_name(fs.location(path), name)
+
+
+def _write_json(path: Any, data: Any) -> None:
+    """Atomically (temp file, then rename; object storage: one PUT): a concurrent re-run never
+    reads half a file."""
+    import json
+    import os
+    import threading
+
+    from tsad import fs
+
+    if fs.is_remote(path):
+        fs.write_bytes(str(path), json.dumps(data, indent=2, sort_keys=True).encode())
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _read_json(path: Any) -> Any:
     import json
 
-    path.write_text(json.dumps(data, indent=2, sort_keys=True))
+    from tsad import fs
 
-
-def _read_json(path: Path) -> Any:
-    import json
-
-    return json.loads(path.read_text())
+    return json.loads(fs.read_bytes(path))

@@ -220,9 +220,29 @@ class PotThreshold(Threshold):
         return level
 
 
+class FixedThreshold(Threshold):
+    """A level set in advance (``fit`` ignores the errors): with per-channel thresholds each
+    channel's score is in units of its own threshold, so the aggregate's threshold is 1."""
+
+    strategy = "fixed"
+
+    def __init__(self, level: float = 1.0, margin: float = 1.0) -> None:
+        super().__init__(margin)
+        if not (math.isfinite(level) and level > 0):
+            raise ValueError(f"'level' must be a finite number > 0, got {level!r}")
+        self.level = float(level)
+
+    def params(self) -> dict[str, float]:
+        return {"level": self.level}
+
+    def _level(self, errors: np.ndarray) -> float:
+        return self.level
+
+
 _STRATEGIES: dict[str, type[Threshold]] = {
     cls.strategy: cls
-    for cls in (QuantileThreshold, MeanStdThreshold, MedianMadThreshold, PotThreshold)
+    for cls in (QuantileThreshold, MeanStdThreshold, MedianMadThreshold, PotThreshold,
+                FixedThreshold)
 }
 
 

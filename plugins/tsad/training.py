@@ -2,22 +2,43 @@
 
 Early stopping watches the validation windows (the last part of the training range, never seen by
 the optimiser); the best epoch's weights are kept.
+
+A checkpoint (model, optimiser, early-stopping state and the shuffling generator: state dicts and
+plain numbers only, loaded with ``weights_only=True``) is written atomically after every epoch
+when a ``checkpoint_key`` is given, so a killed training resumes at the next epoch and ends with
+the same weights as an uninterrupted one. It is deleted once training succeeds. On CUDA the
+series is copied once through pinned memory and the forward pass runs under autocast (bf16 where
+supported, else fp16 with a gradient scaler).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
+import os
+import re
+import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from tsad.config import ModelConfig
+from tsad.device import use_cpu_threads
+from tsad.windows import channels_first, gather_windows
 
 log = logging.getLogger(__name__)
+#: Called as ``hook(epoch, epochs, report)`` after every epoch of any training in this context
+#: (``tsad.progress`` sets it for progress bars); the ``on_epoch`` argument is per call.
+epoch_hook: ContextVar[Callable[[int, int, TrainingReport], None] | None] = ContextVar(
+    "tsad_epoch_hook", default=None)
 
 
 @dataclass
@@ -30,24 +51,44 @@ class TrainingReport:
     train_losses: list[float] = field(default_factory=list)
     val_losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    resumed_from_epoch: int = 0
 
 
-def gather(series: torch.Tensor, starts: torch.Tensor, length: int) -> torch.Tensor:
-    """Windows ``[len(starts), length, c]`` gathered from ``series [n, c]`` (one batch only)."""
-    return series[starts[:, None] + torch.arange(length, device=series.device)]
+def checkpoint_dir() -> Path:
+    """Where unfinished trainings keep their checkpoints: ``$TSAD_WORK_DIR/checkpoints``."""
+    root = os.environ.get("TSAD_WORK_DIR") or str(Path(tempfile.gettempdir()) / "tsad-work")
+    return Path(root) / "checkpoints"
+
+
+def checkpoint_path(key: str, net: nn.Module, series: np.ndarray, train_starts: np.ndarray,
+                    val_starts: np.ndarray, length: int, cfg: ModelConfig) -> Path:
+    """The checkpoint file of this exact training: key plus a fingerprint of model, config, data.
+
+    Anything that changes the run (config, architecture, data sample, window split) changes
+    the name, so a stale checkpoint is never resumed into a different training.
+    """
+    digest = hashlib.sha256()
+    digest.update(repr((key, sorted(asdict(cfg).items()), type(net).__name__, length,
+                        [(k, tuple(v.shape)) for k, v in net.state_dict().items()],
+                        series.shape, len(train_starts), len(val_starts))).encode())
+    step = max(1, len(series) // 4096)
+    digest.update(np.ascontiguousarray(series[::step]).tobytes())
+    every = max(1, len(train_starts) // 4096)
+    digest.update(np.ascontiguousarray(train_starts[::every]).tobytes())
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", key)[:80]
+    return checkpoint_dir() / f"{slug}-{digest.hexdigest()[:20]}.pt"
 
 
 def mean_loss(net: nn.Module, series: torch.Tensor, starts: torch.Tensor, length: int,
-              batch_size: int) -> float:
+              batch_size: int, layout_cf: bool = False) -> float:
     """Mean squared reconstruction error over the given windows."""
     net.eval()
-    total, count = 0.0, 0
-    with torch.inference_mode():
+    total = torch.zeros((), dtype=torch.float64, device=series.device)
+    with torch.inference_mode(), _autocast(series.device):
         for chunk in torch.split(starts, batch_size):
-            windows = gather(series, chunk, length)
-            total += float(((net(windows) - windows) ** 2).mean()) * len(chunk)
-            count += len(chunk)
-    return total / max(count, 1)
+            windows = gather_windows(series, chunk, length, layout_cf)
+            total += ((net(windows).float() - windows) ** 2).mean().double() * len(chunk)
+    return float(total) / max(len(starts), 1)
 
 
 def train(
@@ -58,31 +99,58 @@ def train(
     length: int,
     cfg: ModelConfig,
     device: torch.device,
+    *,
+    checkpoint_key: str | None = None,
+    on_epoch: Callable[[int, TrainingReport], None] | None = None,
 ) -> TrainingReport:
-    """Fit ``net`` in place on scaled ``series [n, c]``; returns the report, best weights loaded."""
+    """Fit ``net`` in place on scaled ``series [n, c]``; returns the report, best weights loaded.
+
+    ``checkpoint_key`` (e.g. group and training range) turns on per-epoch checkpoints and resume;
+    ``on_epoch(epoch, report)`` is called after each epoch's checkpoint is written.
+    """
     report = TrainingReport()
     began = time.perf_counter()
-    data = torch.from_numpy(np.ascontiguousarray(series)).to(device)
-    train_idx = torch.from_numpy(train_starts).to(device)
-    val_idx = torch.from_numpy(val_starts).to(device)
+    if device.type == "cpu":
+        use_cpu_threads()
+    data = _to_device(series, device)
+    train_idx = torch.from_numpy(np.asarray(train_starts, dtype=np.int64)).to(device)
+    val_idx = torch.from_numpy(np.asarray(val_starts, dtype=np.int64)).to(device)
+    layout_cf = channels_first(net)
     generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
     optimiser = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
+    scaler = torch.amp.GradScaler("cuda", enabled=_amp_dtype(device) == torch.float16)
     best_state = copy.deepcopy(net.state_dict())
-    stale = 0
-    for epoch in range(1, cfg.epochs + 1):
+    stale, first_epoch = 0, 1
+    ckpt = (checkpoint_path(checkpoint_key, net, series, train_starts, val_starts, length, cfg)
+            if checkpoint_key else None)
+    if ckpt is not None and ckpt.is_file():
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        net.load_state_dict(state["net"])
+        optimiser.load_state_dict(state["optimiser"])
+        scaler.load_state_dict(state["scaler"])
+        generator.set_state(state["generator"])
+        best_state = state["best"]
+        stale, first_epoch = int(state["stale"]), int(state["epoch"]) + 1
+        report = TrainingReport(**state["report"])
+        report.resumed_from_epoch = first_epoch - 1
+        log.info("resuming training from %s after epoch %d", ckpt, first_epoch - 1)
+    for epoch in range(first_epoch, cfg.epochs + 1):
+        if report.epochs_run and stale >= cfg.patience:
+            break  # a checkpoint written just before an early stop
         net.train()
         order = train_idx[torch.randperm(len(train_idx), generator=generator).to(device)]
-        running, seen = 0.0, 0
+        running = torch.zeros((), dtype=torch.float64, device=device)
         for chunk in torch.split(order, cfg.batch_size):
-            windows = gather(data, chunk, length)
-            loss = ((net(windows) - windows) ** 2).mean()
+            windows = gather_windows(data, chunk, length, layout_cf)
+            with _autocast(device):
+                loss = ((net(windows).float() - windows) ** 2).mean()
             optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            running += float(loss.detach()) * len(chunk)
-            seen += len(chunk)
-        val_loss = mean_loss(net, data, val_idx, length, cfg.batch_size * 4)
-        report.train_losses.append(running / max(seen, 1))
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+            running += loss.detach().double() * len(chunk)
+        val_loss = mean_loss(net, data, val_idx, length, cfg.batch_size * 4, layout_cf)
+        report.train_losses.append(float(running) / max(len(order), 1))
         report.val_losses.append(val_loss)
         report.epochs_run = epoch
         log.info("epoch %d/%d: train loss %.4f, validation loss %.4f",
@@ -92,10 +160,62 @@ def train(
             best_state = copy.deepcopy(net.state_dict())
         else:
             stale += 1
-            if stale >= cfg.patience:
-                log.info("early stop: no validation improvement for %d epochs", cfg.patience)
-                break
+        if ckpt is not None:
+            _save(ckpt, {"epoch": epoch, "net": net.state_dict(),
+                         "optimiser": optimiser.state_dict(),
+                         "scaler": scaler.state_dict(), "generator": generator.get_state(),
+                         "best": best_state, "stale": stale,
+                         "report": _report_state(report, time.perf_counter() - began)})
+        if on_epoch is not None:
+            on_epoch(epoch, report)
+        if (hook := epoch_hook.get()) is not None:
+            hook(epoch, cfg.epochs, report)
+        if stale >= cfg.patience:
+            log.info("early stop: no validation improvement for %d epochs", cfg.patience)
+            break
     net.load_state_dict(best_state)
     net.eval()
-    report.seconds = time.perf_counter() - began
+    report.seconds += time.perf_counter() - began
+    if ckpt is not None:
+        ckpt.unlink(missing_ok=True)
     return report
+
+
+def _to_device(series: np.ndarray, device: torch.device) -> torch.Tensor:
+    """The scaled series as one float32 tensor on ``device`` (through pinned memory on CUDA)."""
+    host = torch.from_numpy(np.ascontiguousarray(series, dtype=np.float32))
+    if device.type == "cuda":
+        return host.pin_memory().to(device, non_blocking=True)
+    return host.to(device)
+
+
+def _amp_dtype(device: torch.device) -> torch.dtype | None:
+    """Mixed precision on CUDA only: bf16 where the GPU has it, else fp16. CPU stays float32."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _autocast(device: torch.device) -> Any:
+    dtype = _amp_dtype(device)
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None)
+
+
+def _report_state(report: TrainingReport, elapsed: float) -> dict[str, Any]:
+    """The report as plain data, its seconds including this process's time so far."""
+    state = asdict(report)
+    state["seconds"] = report.seconds + elapsed
+    return state
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    """``torch.save`` to a temp file in the same folder, then an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(state, handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -8,11 +8,17 @@ received from every valid window that covers it (one value per channel). Window 
 ``stride`` and a last window is added flush with the end, so every timestamp of a series at least
 one window long is covered. Windows containing a NaN (a gap longer than the fill limit) are
 skipped; timestamps no valid window covers get NaN scores and are never flagged.
+
+The fold (window errors -> per-timestamp sums) is vectorised: consecutive windows one stride
+apart are added as ``length / stride`` contiguous block slabs, not one window position at a time.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+MAX_RUNS_PER_FOLD = 16  # more irregular runs than this in one batch: one scatter-add instead
 
 
 def window_starts(n_timesteps: int, length: int, stride: int) -> np.ndarray:
@@ -41,6 +47,84 @@ def valid_starts(series: np.ndarray, starts: np.ndarray, length: int) -> np.ndar
     return starts[(prefix[starts + length] - prefix[starts]) == 0]
 
 
+def coverage_counts(starts: np.ndarray, length: int, n_timesteps: int) -> np.ndarray:
+    """How many of the windows at ``starts`` cover each timestamp, in O(n) (difference array)."""
+    opened = np.bincount(starts, minlength=n_timesteps + 1)
+    closed = np.bincount(starts + length, minlength=n_timesteps + 1)
+    return np.cumsum(opened[:n_timesteps] - closed[:n_timesteps]).astype(np.int32)
+
+
+def channels_first(network: torch.nn.Module) -> bool:
+    """Whether the network's first layer is a convolution (it then wants ``[B, c, L]`` memory)."""
+    for module in network.modules():
+        if any(True for _ in module.parameters(recurse=False)):
+            return isinstance(module, torch.nn.Conv1d)
+    return False
+
+
+def gather_windows(series: torch.Tensor, starts: torch.Tensor, length: int,
+                   channels_first: bool = False) -> torch.Tensor:
+    """Windows ``[len(starts), length, c]`` of ``series [n, c]``: one batch copied, never all.
+
+    With ``channels_first`` the batch is stored as ``[B, c, length]`` and returned as its
+    transposed view, so a model that starts with ``x.transpose(1, 2)`` and a convolution gets
+    contiguous memory without a second copy. Values are identical either way.
+    """
+    if channels_first:  # index_select writes a contiguous [B, c, L]; indexing would keep strides
+        return torch.index_select(series.unfold(0, length, 1), 0, starts).transpose(1, 2)
+    n, c = series.shape
+    view = series.as_strided((n - length + 1, length, c), (c, c, 1), series.storage_offset())
+    return torch.index_select(view, 0, starts)
+
+
+def fold_windows(out: torch.Tensor, starts: np.ndarray, errors: torch.Tensor) -> None:
+    """Add ``errors [B, length, c]`` of the windows at ``starts`` (increasing) onto ``out [n, c]``.
+
+    Runs of evenly spaced windows are added as a few slabs; a batch broken into many runs (gaps
+    everywhere) falls back to one scatter-add.
+    """
+    count, length, channels = errors.shape
+    if count == 0:
+        return
+    runs = _even_runs(starts)
+    if len(runs) > MAX_RUNS_PER_FOLD:
+        rows = torch.from_numpy(starts)[:, None] + torch.arange(length)
+        out.index_add_(0, rows.reshape(-1), errors.reshape(-1, channels).to(out.dtype))
+        return
+    for lo, hi in runs:
+        _fold_run(out, int(starts[lo]), int(starts[lo + 1] - starts[lo]) if hi - lo > 1 else length,
+                  errors[lo:hi])
+
+
+def _even_runs(starts: np.ndarray) -> list[tuple[int, int]]:
+    """Split ``starts`` into index ranges ``[lo, hi)`` whose members are one constant step apart."""
+    if len(starts) <= 2:
+        return [(0, len(starts))]
+    steps = np.diff(starts)
+    runs, lo = [], 0
+    for j in (np.flatnonzero(steps[1:] != steps[:-1]) + 1).tolist():  # window j+1: a new step
+        runs.append((lo, j + 1))
+        lo = j + 1
+    runs.append((lo, len(starts)))
+    return runs
+
+
+def _fold_run(out: torch.Tensor, first: int, step: int, errors: torch.Tensor) -> None:
+    """Fold the windows at ``first, first + step, ...`` onto ``out``."""
+    count, length, channels = errors.shape
+    if step > length or length % step:
+        # slabs do not tile the run: one strided add per window position (each vectorised)
+        for offset in range(length):
+            stop = first + offset + step * (count - 1) + 1
+            out[first + offset: stop: step] += errors[:, offset]
+        return
+    per_window = length // step
+    span = out[first: first + step * (count - 1 + per_window)]
+    blocks = span.view(count - 1 + per_window, step, channels)
+    for k in range(per_window):  # block k of every window lands on consecutive blocks
+        blocks[k: k + count] += errors[:, k * step: (k + 1) * step]
+
+
 class PointAccumulator:
     """Sums per-position window errors onto timestamps, batch by batch (memory O(n·c))."""
 
@@ -49,13 +133,13 @@ class PointAccumulator:
         self._counts = np.zeros(n_timesteps, dtype=np.int64)
 
     def add(self, starts: np.ndarray, errors: np.ndarray) -> None:
-        """Add ``errors [batch, length, c]`` of windows at ``starts [batch]`` (strictly increasing)."""
+        """Add ``errors [batch, length, c]`` of windows at ``starts`` (strictly increasing)."""
+        starts = np.asarray(starts, dtype=np.int64)
         if starts.size > 1 and (np.diff(starts) <= 0).any():
             raise ValueError("window starts in a batch must be strictly increasing")
-        for offset in range(errors.shape[1]):  # loop over window positions, vectorised over windows
-            rows = starts + offset
-            self._sums[rows] += errors[:, offset, :]
-            self._counts[rows] += 1
+        fold_windows(torch.from_numpy(self._sums), starts,
+                     torch.from_numpy(np.asarray(errors, dtype=np.float64)))
+        self._counts += coverage_counts(starts, errors.shape[1], len(self._counts))
 
     def result(self) -> np.ndarray:
         """Mean error per timestamp and channel; NaN where no valid window covered the point."""
@@ -63,4 +147,3 @@ class PointAccumulator:
             out = self._sums / self._counts[:, None]
         out[self._counts == 0] = np.nan
         return out
-

@@ -41,6 +41,18 @@ def _source_url(config: TsadConfig, group: str) -> str | None:
     return optional_url(source.url, source.conn_id)
 
 
+def db_upgrade(context: Any) -> dict[str, Any]:
+    """Migrate tsad's records database to the newest schema (an explicit task, never at parse
+    time); idempotent and serialized, so concurrent runs and backfills may all run it."""
+    from tsad import retry
+    from tsad.pipeline import database_url
+    from tsad.storage.migrate import upgrade
+
+    config = load_config()
+    url = database_url(config, _db_url(config))
+    return {"revision": retry.call(lambda: upgrade(url), "migrating tsad's records database")}
+
+
 def list_groups(context: Any) -> list[str]:
     """The configured groups, or the subset named in the ``groups`` param."""
     from tsad.errors import ConfigError

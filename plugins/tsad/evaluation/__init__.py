@@ -1,0 +1,57 @@
+"""Honest evaluation of tsad's detector on labelled data (``tsad evaluate``).
+
+    from tsad.evaluation import evaluate, format_table
+    rows = evaluate("../shared/datasets/skab/data")            # SKAB's benchmark protocol
+    rows = evaluate(folder, train_file=".../anomaly-free.csv")  # train once on a normal file
+    print(format_table(rows))
+
+The first row is tsad's default detector (or the given group settings), then any extra network
+kinds, then the baselines computed in the same run: flag everything, PCA T²+Q, persistence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from tsad.config import GroupConfig
+from tsad.evaluation.baselines import FlagAll, PcaT2Q, Persistence
+from tsad.evaluation.datasets import LabelledSeries, load_labelled_dir, read_series
+from tsad.evaluation.methods import DetectorMethod, default_settings
+from tsad.evaluation.metrics import Confusion, average_precision, confusion
+from tsad.evaluation.protocol import BENCHMARK_TRAIN_ROWS, Protocol, Row, evaluate_methods
+from tsad.evaluation.report import format_markdown, format_table, to_json
+
+__all__ = [
+    "Confusion", "DetectorMethod", "LabelledSeries", "Protocol", "Row", "average_precision",
+    "confusion", "default_settings", "evaluate", "evaluate_methods", "format_markdown",
+    "format_table", "load_labelled_dir", "merge_rows", "read_series", "to_json",
+]
+
+
+def evaluate(directory: str | Path, *, settings: GroupConfig | None = None,
+             kinds: Sequence[str] = (), train_rows: int = BENCHMARK_TRAIN_ROWS,
+             train_file: str | Path | None = None, baselines: bool = True) -> list[Row]:
+    """Evaluate tsad (``settings`` or the defaults, plus ``kinds``) and the baselines on every
+    labelled CSV under ``directory``: per file on its first ``train_rows`` rows, or once on the
+    normal ``train_file``."""
+    files = load_labelled_dir(directory)
+    normal = read_series(train_file, require_labels=False) if train_file is not None else None
+    tsad = DetectorMethod(settings)
+    methods: list = [tsad] + [tsad.with_kind(k) for k in kinds if k != tsad.settings.model.kind]
+    if baselines:
+        methods += [FlagAll(), PcaT2Q(), Persistence()]
+    return evaluate_methods(files, methods, Protocol(train_rows=train_rows, train_file=normal))
+
+
+def merge_rows(*tables: Sequence[Row]) -> list[Row]:
+    """Rows of several runs of the same methods (e.g. one per sensor group) added together."""
+    merged = [Row(r.detector) for r in tables[0]]
+    for table in tables:
+        if [r.detector for r in table] != [m.detector for m in merged]:
+            raise ValueError("tables to merge must list the same detectors in the same order")
+        for m, r in zip(merged, table):
+            m.total += r.total
+            m.auc_prs += r.auc_prs
+            m.seconds += r.seconds
+    return merged

@@ -1,0 +1,28 @@
+"""``tsad evaluate``: the command-line face of ``tsad.evaluation.evaluate``."""
+
+from __future__ import annotations
+
+import argparse
+
+from tsad.config import TsadConfig
+
+
+def run_evaluate(config: TsadConfig, args: argparse.Namespace) -> int:
+    """Evaluate and print the table (text, JSON or Markdown); tsad's detector is the first row."""
+    from tsad.evaluation import evaluate, format_markdown, format_table, to_json
+    from tsad.evaluation.protocol import Protocol
+
+    settings = config.group(args.group) if args.group else None
+    rows = evaluate(args.directory, settings=settings, kinds=args.kind,
+                    train_rows=args.train_rows, train_file=args.train_file)
+    if args.train_file:
+        protocol = f"trained on {args.train_file}, every row of every labelled file scored"
+    else:
+        protocol = Protocol(train_rows=args.train_rows).describe()
+    if args.format == "json":
+        print(to_json(rows, directory=str(args.directory), protocol=protocol))
+    elif args.format == "markdown":
+        print(format_markdown(rows))
+    else:
+        print(format_table(rows, title=f"{args.directory}: {protocol}"))
+    return 0

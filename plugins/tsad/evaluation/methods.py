@@ -1,0 +1,57 @@
+"""tsad's own detector as an evaluated method: the very ``Detector`` class the nightly run uses.
+
+Settings come from a group's config (window, model, threshold, events) or, by default, from the
+config dataclasses' defaults, which are the defaults a new sensor group gets. Channels are the
+evaluated file's, ``sampling_seconds`` its median time step. Points are flagged as the operator sees them: every point inside an event
+(``tsad.events.event_mask``), so merge gaps and minimum lengths count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tsad.config import GroupConfig, ModelConfig, SourceConfig
+from tsad.detector import Detector
+from tsad.events import event_mask
+
+EVALUATION_GROUP = "evaluate"
+
+
+def default_settings() -> GroupConfig:
+    """A group with every detector setting at its default (channels are set per dataset)."""
+    return GroupConfig(name=EVALUATION_GROUP, channels=["x"],
+                       source=SourceConfig(kind="files", path="{date}.csv"))
+
+
+@dataclass
+class _FittedDetector:
+    detector: Detector
+
+    def score(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        scores = self.detector.score(frame)
+        flags = event_mask(scores.aggregate, self.detector.threshold, self.detector.group.events)
+        return np.asarray(scores.aggregate, dtype=float), flags
+
+
+class DetectorMethod:
+    """Fits ``tsad.detector.Detector`` with ``settings`` on each training frame."""
+
+    def __init__(self, settings: GroupConfig | None = None, name: str | None = None) -> None:
+        self.settings = settings or default_settings()
+        self.name = name or f"tsad {self.settings.model.kind}"
+
+    def fit(self, train: pd.DataFrame) -> _FittedDetector:
+        index = pd.DatetimeIndex(train.index)
+        steps = (index[1:] - index[:-1]).total_seconds() if len(index) > 1 else [60.0]
+        group = dataclasses.replace(self.settings, channels=[str(c) for c in train.columns],
+                                    sampling_seconds=max(1, int(round(float(np.median(steps))))))
+        return _FittedDetector(Detector.fit(group, train, checkpoint=False))
+
+    def with_kind(self, kind: str) -> DetectorMethod:
+        """The same settings with another network (its other model settings unchanged)."""
+        model: ModelConfig = dataclasses.replace(self.settings.model, kind=kind)  # type: ignore[arg-type]
+        return DetectorMethod(dataclasses.replace(self.settings, model=model), f"tsad {kind}")

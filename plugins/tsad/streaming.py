@@ -1,0 +1,98 @@
+"""Scoring a day's partition straight from Parquet, row group by row group.
+
+``Detector.score(read_partition(...))`` holds the day three times over (Arrow float64, the
+DataFrame, the scaled float32 copy) before the first window is scored. Here only the outputs
+are day-sized (float32 point scores, per-window scores, timestamps): the readings go through in
+record batches of ``READ_ROWS`` rows, each scaled to float32 and scored with the last
+``length - 1`` rows of the batch before it, so windows across batch and row-group boundaries are
+scored exactly as in memory. Peak memory is about 1.2x the float32 size of the day plus a
+constant, whatever the window length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from torch import nn
+
+from tsad.errors import DataError
+from tsad.partitions import TIMESTAMP
+from tsad.scoring import Scores, SeriesScorer
+
+if TYPE_CHECKING:
+    from tsad.detector import Detector
+
+READ_ROWS = 1 << 13  # rows per record batch read from the file
+READ_BUFFER = 1 << 16  # bytes per column: column chunks are read through buffered streams
+
+
+def score_partition(detector: Detector, path: str | Path, read_rows: int = READ_ROWS) -> Scores:
+    """``detector.score`` of the partition file at ``path``, read row group by row group: the
+    model's errors streamed here, then the detector's score rule (``Detector.postprocess``)."""
+    window = detector.group.window
+    raw = score_parquet(detector.network_, path, detector.channels, window.length, window.stride,
+                        detector.scaler_.transform, read_rows)
+    return detector.postprocess(raw)
+
+
+def score_parquet(network: nn.Module, path: str | Path, channels: list[str], length: int,
+                  stride: int, transform: Callable[[np.ndarray], np.ndarray],
+                  read_rows: int = READ_ROWS) -> Scores:
+    """Score the wide Parquet file at ``path``; ``transform``: raw ``[rows, c]`` -> float32."""
+    file = open_partition(path, channels)
+    n = file.metadata.num_rows
+    scorer = SeriesScorer(network, n, len(channels), length, stride)
+    for first_row, chunk in overlapping_chunks(file, channels, length - 1, transform, read_rows):
+        scorer.add(first_row, chunk)
+    return scorer.result(read_timestamps(file))
+
+
+def open_partition(path: str | Path, channels: list[str]) -> pq.ParquetFile:
+    """The Parquet file, checked to hold a timestamp column and every channel."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"partition {path} does not exist; run extract for that day first")
+    try:
+        file = pq.ParquetFile(path, pre_buffer=False, buffer_size=READ_BUFFER)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(
+            f"partition {path} is unreadable ({exc}); re-run extract for that day") from None
+    names = file.schema_arrow.names
+    missing = [c for c in [TIMESTAMP, *channels] if c not in names]
+    if missing:
+        found = [name for name in names if name != TIMESTAMP]
+        raise DataError(f"partition {path} has no column {missing[0]!r}; it has channels {found}; "
+                        "re-run extract for that day with the current config")
+    return file
+
+
+def overlapping_chunks(file: pq.ParquetFile, channels: list[str], overlap: int,
+                       transform: Callable[[np.ndarray], np.ndarray],
+                       read_rows: int = READ_ROWS) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first_row, scaled [rows, c])`` per record batch, each led by ``overlap`` earlier rows."""
+    carry = np.empty((0, len(channels)), dtype=np.float32)
+    row = 0
+    for batch in file.iter_batches(batch_size=read_rows, columns=channels, use_threads=False):
+        # columns stacked as [c, rows] (plain copies; by name: Arrow keeps the file's order),
+        # scaled through a transposed view, transposed once into the chunk after the carry
+        stacked = np.stack([batch.column(name).to_numpy(zero_copy_only=False) for name in channels])
+        chunk = np.empty((len(carry) + batch.num_rows, len(channels)), dtype=np.float32)
+        chunk[: len(carry)] = carry
+        chunk[len(carry):] = transform(stacked.T)
+        yield row - len(carry), chunk
+        row += batch.num_rows
+        carry = chunk[len(chunk) - min(overlap, len(chunk)):].copy()
+
+
+def read_timestamps(file: pq.ParquetFile) -> pd.DatetimeIndex:
+    """The timestamp column as the shared index type (UTC, microseconds, named ``timestamp``)."""
+    column = file.read(columns=[TIMESTAMP]).column(TIMESTAMP)
+    index = pd.DatetimeIndex(column.to_pandas())
+    index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+    return index.as_unit("us").rename(TIMESTAMP)

@@ -1,0 +1,183 @@
+"""Evaluation harness: metrics on hand-made cases, the SKAB loader, baselines and protocols."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from tsad.cli import main
+from tsad.errors import DataError
+from tsad.evaluation import (Confusion, Protocol, average_precision, confusion, evaluate_methods,
+                             format_markdown, format_table, load_labelled_dir, merge_rows,
+                             read_series, to_json)
+from tsad.evaluation.baselines import FlagAll, PcaT2Q, Persistence
+
+CHANNELS = ["a", "b", "c"]
+
+
+def write_skab(path: Path, frame: pd.DataFrame, labels: np.ndarray | None, crlf: bool = False) -> None:
+    out = frame.copy()
+    out.index = out.index.strftime("%Y-%m-%d %H:%M:%S")
+    out.index.name = "datetime"
+    if labels is not None:
+        out["anomaly"] = labels.astype(float)
+        out["changepoint"] = np.r_[0.0, np.diff(labels.astype(float)) != 0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(path, sep=";", lineterminator="\r\n" if crlf else "\n")
+
+
+def plant(n: int, seed: int, anomaly: slice | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """Two correlated channels and a noisy one; the anomaly breaks the correlation of ``b``."""
+    rng = np.random.default_rng(seed)
+    drive = np.cumsum(rng.normal(0, 0.1, n)) * 0.2 + np.sin(np.arange(n) / 15)
+    data = np.stack([drive, 2 * drive, rng.normal(0, 1, n)], axis=1) + rng.normal(0, 0.05, (n, 3))
+    labels = np.zeros(n, dtype=bool)
+    if anomaly is not None:
+        data[anomaly, 1] = -data[anomaly, 1] + 1.0
+        labels[anomaly] = True
+    index = pd.date_range("2020-03-09 10:00:00", periods=n, freq="1s", name="timestamp")
+    return pd.DataFrame(data, index=index, columns=CHANNELS), labels
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    for i, (folder, name) in enumerate([("valve1", "0.csv"), ("valve1", "10.csv"), ("valve2/deep", "2.csv")]):
+        frame, labels = plant(700, seed=i, anomaly=slice(500, 620))
+        write_skab(root / folder / name, frame, labels, crlf=(i == 0))
+    write_skab(root / "anomaly-free" / "anomaly-free.csv", plant(1500, seed=9)[0], None)
+    return root
+
+
+def test_confusion_and_ratios_by_hand() -> None:
+    c = confusion(np.array([1, 1, 1, 0, 0, 0, 0, 0], bool), np.array([1, 1, 0, 1, 0, 0, 0, 0], bool))
+    assert c == Confusion(tp=2, fp=1, fn=1, tn=4)
+    assert c.f1 == pytest.approx(2 / (2 + 1))
+    assert (c.far, c.mar) == (pytest.approx(20.0), pytest.approx(100 / 3))
+    assert (c + c).tp == 4 and math.isnan(Confusion().f1)
+
+
+def test_average_precision_by_hand() -> None:
+    y = np.array([0, 0, 1, 1], bool)
+    assert average_precision(np.array([0.1, 0.4, 0.35, 0.8]), y) == pytest.approx(5 / 6)
+    assert average_precision(np.array([0.0, 0.0, 1.0, 1.0]), y) == 1.0
+    assert average_precision(np.ones(4), y) == 0.5  # ties are one threshold: the positive share
+    assert average_precision(np.array([np.nan, 0.0, 1.0, 2.0]), y) == 1.0  # NaN ranks lowest
+    assert math.isnan(average_precision(np.ones(3), np.zeros(3, bool)))
+
+
+def test_loader_finds_labelled_files_at_any_depth_in_natural_order(dataset: Path) -> None:
+    files = load_labelled_dir(dataset)
+    assert [f.name for f in files] == ["valve1/0.csv", "valve1/10.csv", "valve2/deep/2.csv"]
+    first = files[0]
+    assert list(first.frame.columns) == CHANNELS  # datetime, anomaly, changepoint are not channels
+    assert str(first.frame.index.tz) == "UTC" and first.frame.index.name == "timestamp"
+    assert first.labels.dtype == bool and first.labels.sum() == 120
+    normal = read_series(dataset / "anomaly-free" / "anomaly-free.csv", require_labels=False)
+    assert not normal.labels.any() and len(normal.frame) == 1500
+
+
+def test_loader_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no CSV file with a 'anomaly' column"):
+        load_labelled_dir(tmp_path)
+    frame, labels = plant(10, seed=0)
+    write_skab(tmp_path / "bad.csv", frame.iloc[::-1], labels)
+    with pytest.raises(DataError, match=r"bad\.csv: timestamps .* must strictly increase"):
+        load_labelled_dir(tmp_path)
+    labels = labels.astype(float)
+    labels[3] = 2.0
+    write_skab(tmp_path / "bad.csv", frame, labels)
+    with pytest.raises(DataError, match=r"bad\.csv: column 'anomaly' must hold only 0 and 1"):
+        load_labelled_dir(tmp_path)
+
+
+def test_baselines_on_known_anomalies() -> None:
+    frame, labels = plant(1000, seed=3, anomaly=slice(700, 800))
+    pca = PcaT2Q().fit(frame.iloc[:400])
+    scores, flags = pca.score(frame.iloc[400:])
+    assert average_precision(scores, labels[400:]) > 0.9  # Q sees the broken correlation
+    assert flags[labels[400:]].mean() > 0.8
+    spiky = frame.copy()
+    spiky.iloc[600, 2] += 20
+    p_scores, p_flags = Persistence().fit(frame.iloc[:400]).score(spiky.iloc[400:])
+    assert np.isnan(p_scores[0]) and p_flags[200] and np.nanargmax(p_scores) in (200, 201)
+    assert FlagAll().fit(frame).score(frame)[1].all()
+
+
+def test_per_file_protocol_sums_counts_over_test_rows(dataset: Path) -> None:
+    files = load_labelled_dir(dataset)
+    (row,) = evaluate_methods(files, [FlagAll()], Protocol(train_rows=400))
+    assert row.total == Confusion(tp=3 * 120, fp=3 * 180, fn=0, tn=0)
+    assert row.auc_pr == pytest.approx(120 / 300)
+    with pytest.raises(DataError, match="nothing would be left to score"):
+        evaluate_methods(files, [FlagAll()], Protocol(train_rows=700))
+
+
+def test_train_file_protocol_fits_once_and_scores_every_row(dataset: Path) -> None:
+    fits: list[int] = []
+
+    class Counting(FlagAll):
+        def fit(self, train: pd.DataFrame) -> FlagAll:
+            fits.append(len(train))
+            return self
+
+    normal = read_series(dataset / "anomaly-free" / "anomaly-free.csv", require_labels=False)
+    (row,) = evaluate_methods(load_labelled_dir(dataset), [Counting()], Protocol(train_file=normal))
+    assert fits == [1500] and row.total.tp + row.total.fp == 3 * 700
+    merged = merge_rows([row], [row])
+    assert merged[0].total.tp == 2 * row.total.tp and len(merged[0].auc_prs) == 6
+
+
+def test_reports() -> None:
+    frame, labels = plant(600, seed=1, anomaly=slice(450, 550))
+    rows = evaluate_methods([load_series(frame, labels)], [FlagAll(), PcaT2Q()])
+    table = format_table(rows, title="t")
+    assert "flag everything" in table and "AUC-PR" in table
+    assert format_markdown(rows).count("\n") == 3
+    data = json.loads(to_json(rows))
+    assert set(data["rows"][0]) >= {"detector", "f1", "far", "mar", "auc_pr"}
+    assert data["rows"][0]["far"] == 100.0 and data["rows"][0]["mar"] == 0.0
+
+
+def load_series(frame: pd.DataFrame, labels: np.ndarray):  # type: ignore[no-untyped-def]
+    from tsad.evaluation import LabelledSeries
+
+    return LabelledSeries("mem", frame.tz_localize("UTC"), labels)
+
+
+def test_cli_evaluate_prints_json_with_tsad_first(dataset: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    config = {"groups": [{"name": "quick", "channels": ["unused"],
+                          "source": {"kind": "files", "path": "{date}.csv"},
+                          "window": {"length": 8, "stride": 1},
+                          "model": {"kind": "dense", "hidden": 8, "latent": 2, "epochs": 3},
+                          "threshold": {"smoothing_seconds": 5}}]}
+    (tmp_path / "tsad.yaml").write_text(yaml.safe_dump(config))
+    code = main(["--config", str(tmp_path / "tsad.yaml"), "evaluate", str(dataset),
+                 "--group", "quick", "--format", "json"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    names = [r["detector"] for r in data["rows"]]
+    assert names[0] == "tsad dense" and names[1:] == ["flag everything", "PCA T²+Q",
+                                                      "persistence x[t]=x[t-1]"]
+    assert all(0 <= r["far"] <= 100 and 0 <= r["mar"] <= 100 for r in data["rows"])
+    assert data["rows"][0]["files"] == 3
+
+
+def test_simulated_dataset_is_labelled_in_skab_format(tmp_path: Path) -> None:
+    from tsad.evaluation.simulated import write_simulated
+
+    groups = write_simulated(tmp_path, train_days=1, test_days=1, seed=3)
+    assert [g.name for g in groups] == ["pumps", "boiler"]
+    for g in groups:
+        normal = read_series(g.train_file, require_labels=False)
+        (day,) = load_labelled_dir(g.labelled_dir)
+        assert list(day.frame.columns) == list(normal.frame.columns)
+        assert len(normal.frame) == len(day.frame) == 1440
+        assert 0 < day.labels.mean() < 0.5  # 2-3 injected anomalies, minutes to hours long
