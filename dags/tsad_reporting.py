@@ -30,12 +30,13 @@ def tsad_reporting() -> None:
     @task
     def daily_summary_csv(triggering_asset_events: dict | None = None) -> list[str]:
         import csv
+        import io
         from datetime import date
-        from pathlib import Path
 
         import sqlalchemy as sa
 
         from tsad.airflow_layer.connections import optional_url
+        from tsad import fs
         from tsad.config import load_config
         from tsad.storage.engine import get_engine
         from tsad.storage.views import create_views
@@ -56,12 +57,16 @@ def tsad_reporting() -> None:
             written = []
             for day in days:
                 result = conn.execute(query, {"day": day})
-                out = Path(config.data_dir) / "reports" / f"daily-{day.isoformat()}.csv"
-                out.parent.mkdir(parents=True, exist_ok=True)
-                with out.open("w", newline="") as f:
-                    writer = csv.writer(f)
-                    writer.writerow(result.keys())
-                    writer.writerows(result)
+                buffer = io.StringIO()
+                writer = csv.writer(buffer)
+                writer.writerow(result.keys())
+                writer.writerows(result)
+                out = fs.location(config.data_dir, "reports", f"daily-{day.isoformat()}.csv")
+                if fs.is_remote(out):  # object storage: one PUT, seen whole or not at all
+                    fs.write_bytes(str(out), buffer.getvalue().encode())
+                else:
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    out.write_text(buffer.getvalue())
                 written.append(str(out))
         return written
 

@@ -152,7 +152,9 @@ def load_series(frame: pd.DataFrame, labels: np.ndarray):  # type: ignore[no-unt
 
 
 def test_cli_evaluate_prints_json_with_tsad_first(dataset: Path, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TSAD_THREADS", "1")
     config = {"groups": [{"name": "quick", "channels": ["unused"],
                           "source": {"kind": "files", "path": "{date}.csv"},
                           "window": {"length": 8, "stride": 1},
@@ -164,7 +166,7 @@ def test_cli_evaluate_prints_json_with_tsad_first(dataset: Path, tmp_path: Path,
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     names = [r["detector"] for r in data["rows"]]
-    assert names[0] == "tsad dense" and names[1:] == ["flag everything", "PCA T²+Q",
+    assert names[0] == "tsad dense (group quick)" and names[1:] == ["flag everything", "PCA T²+Q",
                                                       "persistence x[t]=x[t-1]"]
     assert all(0 <= r["far"] <= 100 and 0 <= r["mar"] <= 100 for r in data["rows"])
     assert data["rows"][0]["files"] == 3

@@ -92,7 +92,7 @@ class Detector:
     @classmethod
     def fit(cls, group: GroupConfig, frame: pd.DataFrame, device: torch.device | None = None,
             checkpoint: bool = True) -> Detector:
-        """Train on ``frame`` (normal data, config channels); score rule and threshold on held-out rows.
+        """Train on ``frame`` (normal data, config channels); rule and threshold on held-out rows.
 
         ``checkpoint=False`` skips per-epoch checkpoints (short evaluation fits).
         """
@@ -224,7 +224,7 @@ def smoothing_rows(cfg: ThresholdConfig, sampling_seconds: float) -> int:
 
 def channel_weights(errors: np.ndarray, persistence: np.ndarray, n_rows: int,
                     cfg: ThresholdConfig) -> np.ndarray:
-    """Step 2 of the rule: 1 / (error scale x (effective_samples / n_eff)² where n_eff is short)."""
+    """Step 2 of the rule: 1 / (error scale x (effective_samples / n_eff)² if n_eff is short)."""
     scale = np.ones(errors.shape[1])
     if cfg.normalise != "none":
         scale = np.mean(errors, axis=0) if cfg.normalise == "mean" else np.median(errors, axis=0)
@@ -238,8 +238,9 @@ def persistence_factor(series: np.ndarray) -> np.ndarray:
     """Per channel, var(x) / (var(x[t] - x[t-1]) / 2), at least 1 (rows with a NaN skipped)."""
     x = np.asarray(series, dtype=np.float64)
     steps = np.diff(x, axis=0)
+    step_var = np.nanvar(steps[np.isfinite(steps).all(axis=1)], axis=0) / 2
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.nanvar(x, axis=0) / (np.nanvar(steps[np.isfinite(steps).all(axis=1)], axis=0) / 2)
+        ratio = np.nanvar(x, axis=0) / step_var
     return np.where(np.isfinite(ratio), np.maximum(ratio, 1.0), 1.0)
 
 

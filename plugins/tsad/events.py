@@ -7,6 +7,8 @@
 5. An event spans its first to its last flagged timestamp; its peak is its highest score and its
    severity is peak / threshold. Top channels are each channel's share of the summed per-channel
    score over the event's flagged points (largest first, at most ``top_channels``).
+6. What an operator is shown, and what evaluation counts, is every point from an event's first
+   to its last flagged point (``event_mask``); stored points are the flagged ones inside events.
 """
 
 from __future__ import annotations

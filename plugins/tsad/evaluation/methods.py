@@ -2,8 +2,9 @@
 
 Settings come from a group's config (window, model, threshold, events) or, by default, from the
 config dataclasses' defaults, which are the defaults a new sensor group gets. Channels are the
-evaluated file's, ``sampling_seconds`` its median time step. Points are flagged as the operator sees them: every point inside an event
-(``tsad.events.event_mask``), so merge gaps and minimum lengths count.
+evaluated file's, ``sampling_seconds`` its median time step. Points are flagged as the operator
+sees them: every point inside an event (``tsad.events.event_mask``), so merge gaps and minimum
+lengths count.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class DetectorMethod:
 
     def __init__(self, settings: GroupConfig | None = None, name: str | None = None) -> None:
         self.settings = settings or default_settings()
-        self.name = name or f"tsad {self.settings.model.kind}"
+        origin = "defaults" if settings is None else f"group {settings.name}"
+        self.name = name or f"tsad {self.settings.model.kind} ({origin})"
 
     def fit(self, train: pd.DataFrame) -> _FittedDetector:
         index = pd.DatetimeIndex(train.index)
@@ -53,5 +55,5 @@ class DetectorMethod:
 
     def with_kind(self, kind: str) -> DetectorMethod:
         """The same settings with another network (its other model settings unchanged)."""
-        model: ModelConfig = dataclasses.replace(self.settings.model, kind=kind)  # type: ignore[arg-type]
+        model: ModelConfig = dataclasses.replace(self.settings.model, kind=kind)
         return DetectorMethod(dataclasses.replace(self.settings, model=model), f"tsad {kind}")

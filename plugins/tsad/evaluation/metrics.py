@@ -64,7 +64,8 @@ def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
     s = np.asarray(scores, dtype=float)
     y = np.asarray(labels, dtype=bool)
     if s.shape != y.shape or s.ndim != 1:
-        raise ValueError(f"scores and labels must be 1-D of one length, got {s.shape} and {y.shape}")
+        raise ValueError(f"scores and labels must be 1-D of one length, got {s.shape} and "
+                         f"{y.shape}")
     positives = int(y.sum())
     if positives == 0:
         return math.nan

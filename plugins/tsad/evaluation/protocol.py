@@ -81,7 +81,8 @@ def _round(x: float) -> float | None:
     return None if math.isnan(x) else round(float(x), 4)
 
 
-def _split(series: LabelledSeries, protocol: Protocol) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+def _split(series: LabelledSeries,
+           protocol: Protocol) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
     if protocol.train_file is not None:
         train = protocol.train_file.frame
         missing = [c for c in train.columns if c not in series.frame.columns]
