@@ -57,15 +57,18 @@ def new_events(
     yesterday: list[dict[str, Any]],
     day_start: datetime,
     sampling_seconds: int,
+    tolerance_steps: int = 1,
 ) -> list[dict[str, Any]]:
     """Today's events minus one that only continues yesterday's last event across midnight.
 
-    An event is a continuation when it starts within one sampling step of ``day_start`` and an
-    event of yesterday ends within one step of it: it was already alerted on.
+    An event is a continuation when it starts within ``tolerance_steps`` sampling steps of
+    ``day_start`` and an event of yesterday ends within as many steps of it: it was already
+    alerted on. The pipeline passes ``merge_gap + 1``, the gap that would merge the two halves
+    into one event had they fallen on the same day.
     """
     if day_start.utcoffset() is None:
         raise ValueError(f"day_start {day_start.isoformat()} has no time zone")
-    step = timedelta(seconds=sampling_seconds)
+    step = timedelta(seconds=sampling_seconds) * tolerance_steps
     ongoing = any(abs(e["end_ts"] - day_start) <= step for e in yesterday)
     if not ongoing:
         return list(today)

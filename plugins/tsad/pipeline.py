@@ -90,8 +90,8 @@ def ensure_model(config: TsadConfig, group_name: str, day: date, *, force_retrai
     group = config.group(group_name)
     current = registry.select_version(config.models_dir, group.name, day)
     reason = registry.retrain_reason(current, group, day, force_retrain)
-    if reason is None and _drift_before(config, group.name, day, db_url):
-        reason = f"drift recorded on {day - timedelta(days=1)}: retrain on recent data"
+    if reason is None and _drifted_before(config, group, day, current, source_url):
+        reason = f"drift on {day - timedelta(days=1)}: retrain on recent data"
     if reason is None:
         assert current is not None
         log.info("group %s %s: using model %s", group.name, day, current.id)
@@ -141,13 +141,24 @@ def _record_version(engine: Any, version: Any) -> None:
         created_at=datetime.fromisoformat(m["created_at"]), status="published"))
 
 
-def _drift_before(config: TsadConfig, group: str, day: date, db_url: str | None) -> bool:
-    from tsad.storage.records import latest_run
+def _drifted_before(config: TsadConfig, group: GroupConfig, day: date, version: Any,
+                    source_url: str | None) -> bool:
+    """Did the day before ``day`` drift away from ``version``'s training data?
 
-    engine = _engine(config, db_url)
-    previous = _retrying(lambda: latest_run(engine, group, day - timedelta(days=1)),
-                         f"reading the run of {group} {day - timedelta(days=1)}")
-    return bool(previous and previous.get("drift"))
+    Decided from the data (that day's partition scored by the same version), not from the run
+    table, so concurrent backfills that finish in any order still choose the same model.
+    """
+    from tsad import fs, registry
+    from tsad.partitions import partition_path, read_partition
+
+    previous = day - timedelta(days=1)
+    if version is None or previous <= version.training_end:
+        return False  # the previous day was training data for this version
+    if not fs.is_file(partition_path(config.data_dir, group.name, previous)):
+        extract(config, group.name, previous, source_url)
+    detector = registry.load_detector(version)
+    frame = read_partition(config.data_dir, group.name, previous, detector.channels)
+    return detector.check_drift(detector.score(frame)).drift
 
 
 # ---------------------------------------------------------------------- 3+4. score and record
@@ -304,7 +315,8 @@ def alert(config: TsadConfig, group_name: str, day: date, *, db_url: str | None 
         lambda: (read_events(engine, group.name, day),
                  read_events(engine, group.name, day - timedelta(days=1))),
         f"reading the events of {group.name} {day}")
-    fresh = new_events(today, yesterday, day_bounds(day, config.site_timezone)[0], group.sampling_seconds)
+    fresh = new_events(today, yesterday, day_bounds(day, config.site_timezone)[0],
+                       group.sampling_seconds, tolerance_steps=group.events.merge_gap + 1)
     fresh, held = split_snoozed(fresh, routes.snooze, day)
     for event, snooze in held:
         log.info("group %s %s: event at %s snoozed until %s (%s)", group.name, day,
