@@ -110,8 +110,8 @@ def train(
     """
     report = TrainingReport()
     began = time.perf_counter()
-    if device.type == "cpu":
-        use_cpu_threads()
+    if device.type == "cpu":  # small steps run best on fewer threads (tsad.device)
+        use_cpu_threads(cfg.batch_size * length * series.shape[1])
     data = _to_device(series, device)
     train_idx = torch.from_numpy(np.asarray(train_starts, dtype=np.int64)).to(device)
     val_idx = torch.from_numpy(np.asarray(val_starts, dtype=np.int64)).to(device)
