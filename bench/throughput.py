@@ -66,21 +66,22 @@ CHANNELS = 30
 DAY_CHANNELS, DAY_STEPS, DAY_GROUP = 1000, 86_400, 50
 BASE_US = 1_704_067_200_000_000  # 2024-01-01T00:00:00Z in microseconds
 PROFILES: dict[str, dict[str, Any]] = {  # smoke: a seconds-long check that the script runs
-    "full": {"n_train": 200_000, "epochs": 8, "small": 100_000, "large": 1_000_000, "tutorial_cap": None,
-             "pyod_epochs": 10, "pyod_windows": 40_000, "day_steps": DAY_STEPS, "epoch_n": 1_000_000,
-             "rss_big": 10_000_000, "repeats": 5},
-    "quick": {"n_train": 50_000, "epochs": 3, "small": 100_000, "large": 1_000_000, "tutorial_cap": 100_000,
-              "pyod_epochs": 3, "pyod_windows": 10_000, "day_steps": DAY_STEPS // 4, "epoch_n": 100_000,
-              "rss_big": 3_000_000, "repeats": 3},
-    "smoke": {"n_train": 5_000, "epochs": 1, "small": 10_000, "large": 30_000, "tutorial_cap": 10_000,
-              "pyod_epochs": 1, "pyod_windows": 1_000, "day_steps": 2_000, "epoch_n": 10_000,
-              "rss_big": 60_000, "repeats": 1},
+    "full": {"n_train": 200_000, "epochs": 8, "small": 100_000, "large": 1_000_000,
+             "tutorial_cap": None, "pyod_epochs": 10, "pyod_windows": 40_000,
+             "day_steps": DAY_STEPS, "epoch_n": 1_000_000, "rss_big": 10_000_000, "repeats": 5},
+    "quick": {"n_train": 50_000, "epochs": 3, "small": 100_000, "large": 1_000_000,
+              "tutorial_cap": 100_000, "pyod_epochs": 3, "pyod_windows": 10_000,
+              "day_steps": DAY_STEPS // 4, "epoch_n": 100_000, "rss_big": 3_000_000, "repeats": 3},
+    "smoke": {"n_train": 5_000, "epochs": 1, "small": 10_000, "large": 30_000,
+              "tutorial_cap": 10_000, "pyod_epochs": 1, "pyod_windows": 1_000,
+              "day_steps": 2_000, "epoch_n": 10_000, "rss_big": 60_000, "repeats": 1},
 }
 
 
 # ---------------------------------------------------------------------------- synthetic plant
 
-def plant(n: int, channels: int, seed: int, anomalies: bool, t0: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def plant(n: int, channels: int, seed: int, anomalies: bool,
+          t0: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Readings ``[n, channels]`` mixed from shared drivers (cycles, load regimes, a slow AR
     disturbance), plus labels of injected anomalies: spikes, level shifts, noise bursts, stuck
     sensors and correlation breaks."""
@@ -125,14 +126,16 @@ def write_plant(path: Path, n: int, channels: int, seed: int, anomalies: bool,
     """Write a partition-shaped Parquet file (``timestamp[us, UTC]`` + float64 channels) chunk by
     chunk (row groups of ``chunk`` rows, pyarrow's default size); returns the labels."""
     names = [f"c{j:04d}" for j in range(channels)]
-    schema = pa.schema([("timestamp", pa.timestamp("us", tz="UTC"))] + [(c, pa.float64()) for c in names])
+    stamp = pa.timestamp("us", tz="UTC")
+    schema = pa.schema([("timestamp", stamp)] + [(c, pa.float64()) for c in names])
     labels = []
     with pq.ParquetWriter(path, schema) as writer:
         for lo in range(0, n, chunk):
             m = min(chunk, n - lo)
             x, lab = plant(m, channels, seed * 7919 + lo, anomalies, t0=lo)
-            stamps = pa.array(BASE_US + (lo + np.arange(m)) * 1_000_000, type=pa.timestamp("us", tz="UTC"))
-            writer.write_table(pa.table([stamps, *[pa.array(x[:, j]) for j in range(channels)]], schema=schema))
+            stamps = pa.array(BASE_US + (lo + np.arange(m)) * 1_000_000, type=stamp)
+            columns = [stamps, *[pa.array(x[:, j]) for j in range(channels)]]
+            writer.write_table(pa.table(columns, schema=schema))
             labels.append(lab)
     return np.concatenate(labels)
 
@@ -215,7 +218,8 @@ def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     return float(np.median(times)), out
 
 
-def matmul_flops(device: str = "cpu", dtype: torch.dtype = torch.float32, size: int = 2048) -> float:
+def matmul_flops(device: str = "cpu", dtype: torch.dtype = torch.float32,
+                 size: int = 2048) -> float:
     """Measured dense matmul FLOP/s (best of a short burst: the machine's attainable rate)."""
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
@@ -291,7 +295,8 @@ def rss_child(argv: list[str]) -> None:
     group = group_config_from_dict(json.loads((model_dir / "group.json").read_text()))
     detector = Detector.from_state(group, json.loads((model_dir / "state.json").read_text()),
                                    torch.load(model_dir / "net.pt", weights_only=True))
-    net, scaler, names, stride = detector.network_, detector.scaler_, group.channels, group.window.stride
+    net, scaler, names = detector.network_, detector.scaler_, group.channels
+    stride = group.window.stride
     if length != LENGTH:  # same model family, another window length (memory only)
         net, stride = build_network(group.model, len(names), length).eval(), length // 8
 
@@ -338,11 +343,13 @@ def mem_available_gb() -> float:
 def machine() -> dict[str, Any]:
     cpu = "unknown"
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next(line.split(":", 1)[1].strip()
+                   for line in Path("/proc/cpuinfo").read_text().splitlines()
                    if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "host": platform.node(),
+    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "host": platform.node(),
             "cpu": cpu, "nproc": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
@@ -366,8 +373,10 @@ class Table:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a few minutes; every ratio still printed")
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="a few minutes; every ratio still printed")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement")
     parser.add_argument("--device", default="cpu", help="'cuda' adds the GPU rows")
     parser.add_argument("--threads", type=int, default=None,
@@ -390,7 +399,7 @@ def main() -> None:
     print(f"tsad throughput benchmark ({mode}), {info['date']}")
     print(f"  {info['cpu']}, nproc {info['nproc']}, torch threads {threads}, "
           f"OMP_WAIT_POLICY={info['omp_wait_policy']}, "
-          f"load {info['load_before'][0]:.2f} {info['load_before'][1]:.2f} {info['load_before'][2]:.2f}")
+          "load %.2f %.2f %.2f" % info["load_before"])
     work = args.workdir or Path(tempfile.mkdtemp(prefix="tsad-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     table = Table()
@@ -402,7 +411,8 @@ def main() -> None:
     began = time.perf_counter()
     train_raw, _ = plant(n_train, CHANNELS, seed=1, anomalies=False)
     files = {n: work / f"test-{n}.parquet" for n in (small_n, large_n)}
-    labels = {n: write_plant(path, n, CHANNELS, seed=2, anomalies=True) for n, path in files.items()}
+    labels = {n: write_plant(path, n, CHANNELS, seed=2, anomalies=True)
+              for n, path in files.items()}
     small = work / "warmup.parquet"
     write_plant(small, 20_000, CHANNELS, seed=3, anomalies=False)
     print(f"  data written in {time.perf_counter() - began:.0f}s under {work}")
@@ -411,13 +421,14 @@ def main() -> None:
     group = GroupConfig(name="bench", source=SourceConfig(kind="files", path="unused/{date}.csv"),
                         channels=names, sampling_seconds=1, window=WindowConfig(length=LENGTH),
                         model=ModelConfig(epochs=P["epochs"]))
-    index = pd.DatetimeIndex(pd.to_datetime(BASE_US + np.arange(n_train) * 1_000_000, unit="us", utc=True),
-                             name="timestamp")
+    stamps = pd.to_datetime(BASE_US + np.arange(n_train) * 1_000_000, unit="us", utc=True)
+    index = pd.DatetimeIndex(stamps, name="timestamp")
     began = time.perf_counter()
     detector = Detector.fit(group, pd.DataFrame(train_raw, index=index, columns=names),
                             checkpoint=False)
     net, scaler, stride = detector.network_, detector.scaler_, group.window.stride
-    print(f"  trained {group.model.kind} (hidden {group.model.hidden}, latent {group.model.latent}, "
+    model_cfg = group.model
+    print(f"  trained {model_cfg.kind} (hidden {model_cfg.hidden}, latent {model_cfg.latent}, "
           f"stride {stride}) in {time.perf_counter() - began:.0f}s, "
           f"{detector.metrics_['epochs_run']} epochs")
     model_dir = work / "model"
@@ -495,7 +506,8 @@ def main() -> None:
                                  {"OMP_WAIT_POLICY": policy})["seconds"])
     table.add(f"tsad e2e {large_n:,} x {CHANNELS}, OMP_WAIT_POLICY=ACTIVE (spin)",
               f"{large_n * CHANNELS / np.median(spin) / 1e6:.1f} M",
-              f"PASSIVE in the same conditions: {large_n * CHANNELS / np.median(sleep) / 1e6:.1f} M")
+              "PASSIVE in the same conditions: %.1f M"
+              % (large_n * CHANNELS / np.median(sleep) / 1e6))
 
     # -- the tutorial pipeline (same model), interleaved with tsad
     print("\n== tutorial pipeline (Python loop + np.stack, stride 1, same model) ==")
@@ -513,14 +525,17 @@ def main() -> None:
             t_ts.append(time.perf_counter() - began)
         rate_tut = rows / float(np.median(t_tut))
         rate_tsad = n / float(np.median(t_ts))
-        q_tut, q_tsad = auc_pr(scores, labels[n][:rows]), auc_pr(out.aggregate[:rows], labels[n][:rows])
-        scope = "" if rows == n else f" (tutorial timed on the first {rows:,} rows, rate scaled: it is linear in n)"
+        q_tut = auc_pr(scores, labels[n][:rows])
+        q_tsad = auc_pr(out.aggregate[:rows], labels[n][:rows])
+        scope = "" if rows == n else (f" (tutorial timed on the first {rows:,} rows, rate scaled:"
+                                      " it is linear in n)")
         table.add(f"tutorial {n:,} x {CHANNELS}: values/s", f"{rate_tut * CHANNELS / 1e6:.2f} M",
                   f"AUC-PR {q_tut:.3f} on its rows{scope}")
         table.add(f"tsad / tutorial, {n:,} x {CHANNELS}", f"{rate_tsad / rate_tut:.1f}x",
                   f"tsad AUC-PR {q_tsad:.3f} vs {q_tut:.3f} on the same rows")
         results[f"tutorial_{n}"] = {"rows_timed": rows, "values_per_s": rate_tut * CHANNELS,
-                                    "ratio": rate_tsad / rate_tut, "auc_pr": q_tut, "tsad_auc_pr": q_tsad}
+                                    "ratio": rate_tsad / rate_tut, "auc_pr": q_tut,
+                                    "tsad_auc_pr": q_tsad}
 
     # -- PyOD
     print(f"\n== PyOD AutoEncoder on flattened windows (stride 1), {small_n:,} x 30 ==")
@@ -542,8 +557,10 @@ def main() -> None:
         q_py, q_tsad = auc_pr(scores, labels[small_n]), auc_pr(out.aggregate, labels[small_n])
         table.add(f"pyod {small_n:,} x 30: timesteps scored/s", f"{small_n / np.median(t_py):,.0f}",
                   f"AUC-PR {q_py:.3f}; fit {fit_s:.0f}s")
-        table.add("tsad / pyod, timesteps scored/s", f"{ratio:.1f}x", f"tsad AUC-PR {q_tsad:.3f} vs {q_py:.3f}")
-        results["pyod"] = {"ratio": ratio, "auc_pr": q_py, "tsad_auc_pr": q_tsad, "fit_seconds": fit_s}
+        table.add("tsad / pyod, timesteps scored/s", f"{ratio:.1f}x",
+                  f"tsad AUC-PR {q_tsad:.3f} vs {q_py:.3f}")
+        results["pyod"] = {"ratio": ratio, "auc_pr": q_py, "tsad_auc_pr": q_tsad,
+                           "fit_seconds": fit_s}
     except ImportError:
         table.add("tsad / pyod", "not measured", "pyod missing: pip install -e '.[bench]'")
 
@@ -559,14 +576,17 @@ def main() -> None:
             peaks.append(matmul_flops())
             rates.append(model_rate(model, CHANNELS))
         peak, rate = float(np.median(peaks)), float(np.median(rates))
-        table.add(f"{kind} (hidden {cfg.hidden}, latent {cfg.latent}): FLOPs/window", f"{flops / 1e3:,.0f} k",
+        table.add(f"{kind} (hidden {cfg.hidden}, latent {cfg.latent}): FLOPs/window",
+                  f"{flops / 1e3:,.0f} k",
                   f"forward {rate:,.0f} windows/s = {flops * rate / 1e9:.0f} GFLOP/s")
         table.add(f"{kind}: fraction of measured matmul FLOP/s", f"{flops * rate / peak:.0%}",
                   f"matmul {peak / 1e9:.0f} GFLOP/s fp32, {threads} threads")
         if kind == group.model.kind:
-            table.add(f"{kind}: e2e fraction ({large_n:,} workload, all steps)", f"{flops * e2e_windows / peak:.0%}",
+            table.add(f"{kind}: e2e fraction ({large_n:,} workload, all steps)",
+                      f"{flops * e2e_windows / peak:.0%}",
                       f"{e2e_windows:,.0f} windows/s end to end")
-        results[f"flops_{kind}"] = {"flops_per_window": flops, "windows_per_s": rate, "matmul": peak}
+        results[f"flops_{kind}"] = {"flops_per_window": flops, "windows_per_s": rate,
+                                    "matmul": peak}
 
     # -- 1,000 channels x one day at 1 Hz, in groups of 50: default model and score rule per group
     # (freshly initialised networks: the work per window is the same as a trained one's)
@@ -577,7 +597,8 @@ def main() -> None:
         path = work / f"day-{g:02d}.parquet"
         write_plant(path, day_steps, DAY_GROUP, seed=100 + g, anomalies=False)
         day_group = GroupConfig(name=f"g{g:02d}", source=group.source, sampling_seconds=1,
-                                channels=channel_names(DAY_GROUP), window=WindowConfig(length=LENGTH))
+                                channels=channel_names(DAY_GROUP),
+                                window=WindowConfig(length=LENGTH))
         raw, _ = plant(5_000, DAY_GROUP, seed=200 + g, anomalies=False)
         torch.manual_seed(g)
         rule = {**LEGACY_RULE, "smoothing_rows": smoothing_rows(day_group.threshold, 1),
@@ -627,7 +648,12 @@ def main() -> None:
         results[f"rss_{kind}_{n}" + "_".join(extra)] = {**rss, "raw_f32_mb": raw_mb, "ratio": ratio}
 
     for n, path in ((sizes[0], files[large_n]), (sizes[1], big)):
-        rss_row(f"tsad peak RSS {n:,} x 30 (streamed + score rule)", "tsad", path, n)
+        need_gb = 16 * n * CHANNELS * 4 / 2**30 + 1  # the score rule holds ~14x raw float32
+        if mem_available_gb() > need_gb:
+            rss_row(f"tsad peak RSS {n:,} x 30 (streamed + score rule)", "tsad", path, n)
+        else:
+            table.add(f"tsad peak RSS {n:,} x 30 (streamed + score rule)", "skipped",
+                      f"would need ~{need_gb:.0f} GB; {mem_available_gb():.0f} GB available")
         rss_row(f"tsad peak RSS {n:,} x 30 (streamed errors only)", "tsad-raw", path, n)
     rss_row(f"tsad peak RSS {large_n:,} x 30, errors only, window 256", "tsad-raw", files[large_n],
             large_n, "256")
@@ -648,7 +674,7 @@ def main() -> None:
     info["load_after"] = os.getloadavg()
     results["table"] = table.rows
     print("\n" + table.markdown())
-    print(f"\nload average after: {info['load_after'][0]:.2f} {info['load_after'][1]:.2f} {info['load_after'][2]:.2f}")
+    print("\nload average after: %.2f %.2f %.2f" % info["load_after"])
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
 

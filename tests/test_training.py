@@ -97,3 +97,17 @@ def test_checkpoint_is_plain_state_and_never_leaks_into_another_run(data, tmp_pa
     _, other_key = _fit(data, key="pumps:2024-01-02:2024-01-08")
     assert other_key.resumed_from_epoch == 0
     assert list(checkpoint_dir().glob("*.pt")) == [path]  # the killed run's, untouched
+
+
+def test_unreadable_checkpoint_is_ignored(data) -> None:
+    from tsad.training import checkpoint_path
+
+    series, train_starts, val_starts = data
+    torch.manual_seed(0)
+    net = build_network(CFG, series.shape[1], LENGTH)
+    path = checkpoint_path(KEY, net, series, train_starts, val_starts, LENGTH, CFG)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"half-written")
+    _, report = _fit(data)
+    assert report.resumed_from_epoch == 0 and report.epochs_run == CFG.epochs
+    assert not path.exists()

@@ -14,25 +14,22 @@ raises a :class:`tsad.retry.TransientSourceError`, which the pipeline retries.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
 
 from tsad.config import GroupConfig, QualityConfig
 from tsad.dates import day_bounds
-from tsad.errors import ConfigError, DataError, SourceError
+from tsad.errors import DataError
 from tsad.partitions import TIMESTAMP, partition_path, write_partition
-from tsad.retry import TransientSourceError, is_transient
+from tsad.sources import MISSING_TEXT, RawRows, read_file, read_sql, require_columns
+from tsad.sources import source_url as resolve_source_url
 
 #: Default forward-fill limit in grid steps (``quality.max_fill_steps``); longer gaps stay NaN.
 MAX_FILL_STEPS = QualityConfig().max_fill_steps
-_MISSING_TEXT = ("", "nan", "na", "n/a", "null", "none")  # empty readings, not bad ones
-_DELIMITERS = (",", ";", "\t", "|")
 QUALITY_KEYS = (
     "rows_read",
     "rows_outside_day",
@@ -70,17 +67,6 @@ class ExtractResult:
         }
 
 
-@dataclass(frozen=True)
-class _Raw:
-    """Rows as read from the source, before any cleaning; ``where`` names the table or file."""
-
-    frame: pd.DataFrame
-    where: str
-    found_channels: list[str] | None = None  # wide SQL: channel columns the table has
-    decimal_comma: bool = False  # ';' csv exports often write 12,5
-    typed: bool = True  # the source declares column types (SQL, Parquet), unlike csv text
-
-
 def extract_day(
     group: GroupConfig,
     day: date,
@@ -100,211 +86,20 @@ def extract_day(
     """
     start, end = day_bounds(day, site_timezone)
     if group.source.kind == "sql":
-        raw = _read_sql(group, start, end, _source_url(group, source_url))
+        raw = read_sql(group, start, end, resolve_source_url(group, source_url))
     else:
-        raw = _read_file(group, day)
+        raw = read_file(group, day)
     frame, quality = _clean(raw, group, day, start, end)
     path = partition_path(data_dir, group.name, day)
     write_partition(frame, path)
     return ExtractResult(path=str(path), rows=len(frame), quality=quality)
 
 
-# ---------------------------------------------------------------- reading the source
-
-
-def _source_url(group: GroupConfig, source_url: str | None) -> str:
-    if source_url:
-        return source_url
-    if group.source.url:
-        return group.source.url
-    raise ConfigError(
-        f"group {group.name!r}: source uses conn_id {group.source.conn_id!r}, which needs Airflow "
-        "to resolve it; run the task in Airflow or pass an explicit source URL "
-        "(source_url / source.url)"
-    )
-
-
-def _engine(url: str) -> sa.Engine:
-    from tsad.storage.engine import get_engine  # lazy: the one place that creates engines
-
-    return get_engine(url)
-
-
-def _read_sql(group: GroupConfig, start: datetime, end: datetime, url: str) -> _Raw:
-    """The day's rows, bounded in SQL with bound parameters; the table is checked first."""
-    src = group.source
-    assert src.table is not None
-    engine = _engine(url)
-    shown = engine.url.render_as_string(hide_password=True)
-    database = engine.url.database
-    if (
-        engine.dialect.name == "sqlite"
-        and database
-        and database != ":memory:"
-        and not Path(database).exists()
-    ):
-        raise SourceError(
-            f"source database {shown} does not exist (file {database}); "
-            f"check the URL of group {group.name!r} or run simulate first"
-        )
-    where = f"table {src.table!r} in {shown}"
-    try:
-        inspector = sa.inspect(engine)
-        if not inspector.has_table(src.table):
-            raise SourceError(
-                f"source table {src.table!r} not found in {shown}; "
-                f"check 'table' of group {group.name!r} or run simulate first"
-            )
-        types = {c["name"]: c["type"] for c in inspector.get_columns(src.table)}
-        needed = [
-            src.timestamp_column,
-            *((src.sensor_column, src.value_column) if src.layout == "long" else ()),
-        ]
-        _require_columns(list(types), needed, where, group)
-        found = None
-        if src.layout == "long":
-            selected = needed
-        else:
-            found = [c for c in types if c != src.timestamp_column]
-            selected = [src.timestamp_column, *(c for c in group.channels if c in types)]
-        lo, hi, bind_type = _sql_bounds(
-            types[src.timestamp_column], start, end, src.timestamps_timezone, engine.dialect.name
-        )
-        table = sa.table(src.table, *(sa.column(c) for c in selected))
-        ts = table.c[src.timestamp_column]
-        query = sa.select(*table.c).where(
-            ts >= sa.bindparam("start", lo, type_=bind_type),
-            ts < sa.bindparam("end", hi, type_=bind_type),
-        )
-        with engine.connect() as conn:
-            rows = conn.execute(query).all()
-    except SQLAlchemyError as exc:
-        reason = getattr(exc, "orig", None) or exc
-        message = f"cannot read {where}: {type(reason).__name__}: {str(reason).strip()}"
-        if is_transient(exc):
-            raise TransientSourceError(message) from None
-        raise SourceError(f"{message}; check the source URL, its credentials and the table") \
-            from None
-    return _Raw(pd.DataFrame(rows, columns=selected), where, found)
-
-
-def _sql_bounds(
-    ts_type: Any, start: datetime, end: datetime, source_tz: str, dialect: str = ""
-) -> tuple[Any, Any, Any]:
-    """Bounds as the column stores time: aware for timestamptz, naive in the source zone otherwise.
-
-    A column that is not a DateTime (text) gets a day of slack each side, because text compares
-    character by character; the exact day is cut after parsing either way. SQLite keeps even a
-    DateTime column as text, and other tools write it without SQLAlchemy's microseconds
-    ('00:00:00' sorts before '00:00:00.000000'), so there the lower bound gets a second of slack
-    to keep the row at the day's first instant.
-    """
-    if isinstance(ts_type, sa.DateTime) and ts_type.timezone:
-        return start, end, sa.DateTime(timezone=True)
-    lo, hi = (
-        pd.Timestamp(t).tz_convert(source_tz).tz_localize(None).to_pydatetime()
-        for t in (start, end)
-    )
-    if not isinstance(ts_type, sa.DateTime):
-        lo, hi = lo - timedelta(days=1), hi + timedelta(days=1)
-    elif dialect == "sqlite":
-        lo = lo - timedelta(seconds=1)
-    return lo, hi, sa.DateTime()
-
-
-def _read_file(group: GroupConfig, day: date) -> _Raw:
-    """The day's dropped file, csv (',' or ';', sniffed from the header) or parquet."""
-    src = group.source
-    assert src.path is not None
-    path = Path(src.path.format(date=day.isoformat(), group=group.name))
-    if not path.is_file():
-        raise SourceError(
-            f"no source file for group {group.name!r} on {day.isoformat()}: {path} "
-            "does not exist; check 'path' in the config or that the day's file was delivered"
-        )
-    where = f"file {path}"
-    sep = ","
-    try:
-        if src.format == "parquet":
-            frame = pd.read_parquet(path)
-        else:
-            sep = _check_csv(path, group, day)
-            frame = pd.read_csv(path, sep=sep, dtype=str, encoding="utf-8-sig")
-    except OSError as exc:
-        message = f"cannot read source {where} (group {group.name!r}, {day.isoformat()}): {exc}"
-        if is_transient(exc):
-            raise TransientSourceError(message) from None
-        raise SourceError(f"{message}; check the file and its permissions") from None
-    except (
-        pd.errors.ParserError,
-        pd.errors.EmptyDataError,
-        UnicodeDecodeError,
-        OSError,
-        ValueError,
-    ) as exc:
-        raise SourceError(
-            f"cannot read source {where} (group {group.name!r}, {day.isoformat()}): "
-            f"{type(exc).__name__}: {exc}; the file is corrupt or not {src.format}"
-        ) from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return _Raw(frame, where, decimal_comma=src.format == "csv" and sep == ";",
-                typed=src.format != "csv")
-
-
-def _check_csv(path: Path, group: GroupConfig, day: date) -> str:
-    """The file's delimiter (',' or ';', from the header), after checking that the data rows use
-    the same one and that the file was not cut off in the middle of its last line."""
-    with path.open("rb") as handle:
-        head = handle.read(64 * 1024)
-        handle.seek(0, 2)
-        size = handle.tell()
-        handle.seek(max(0, size - 64 * 1024))
-        tail = handle.read()
-    lines = head.decode("utf-8-sig", errors="replace").splitlines()
-    if not lines:
-        return ","
-    header = lines[0]
-    counts = {d: header.count(d) for d in _DELIMITERS}
-    sep = max(_DELIMITERS, key=lambda d: counts[d])
-    where = f"source file {path} (group {group.name!r}, {day.isoformat()})"
-    if counts[sep] == 0:
-        sep = ","
-    elif sep not in (",", ";"):
-        raise SourceError(
-            f"{where} is delimited by {sep!r} (header {header[:80]!r}); tsad reads ',' or ';' "
-            "csv: export with ',' or use format: parquet")
-    if len(lines) > 1 and lines[1].strip():
-        row = lines[1]
-        if row.count(sep) == 0 and counts[sep] > 0:
-            other = max(_DELIMITERS, key=lambda d: row.count(d))
-            if row.count(other) > 0 and other != sep:
-                raise SourceError(
-                    f"{where}: the header is delimited by {sep!r} but line 2 by {other!r}; "
-                    "the export mixes delimiters: re-export the file with one delimiter")
-    if size and not tail.endswith(b"\n"):
-        last = tail.rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace")
-        if last.count(sep) < counts[sep]:
-            raise SourceError(
-                f"{where} looks truncated: its last line {last[:60]!r} stops after "
-                f"{last.count(sep) + 1} of {counts[sep] + 1} fields with no newline; re-deliver "
-                "the complete file (the day is not extracted from a partial file)")
-    return sep
-
-
 # ---------------------------------------------------------------- cleaning
 
 
-def _require_columns(present: list[str], needed: list[str], where: str, group: GroupConfig) -> None:
-    for column in needed:
-        if column not in present:
-            raise DataError(
-                f"column {column!r} not found in {where} (group {group.name!r}); it has "
-                f"{present}; fix the source or the group's timestamp/sensor/value_column"
-            )
-
-
 def _clean(
-    raw: _Raw, group: GroupConfig, day: date, start: datetime, end: datetime
+    raw: RawRows, group: GroupConfig, day: date, start: datetime, end: datetime
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Raw rows -> the day's wide frame on the regular grid, plus quality counts."""
     src = group.source
@@ -313,7 +108,7 @@ def _clean(
         src.timestamp_column,
         *((src.sensor_column, src.value_column) if src.layout == "long" else ()),
     ]
-    _require_columns(list(frame.columns), needed, raw.where, group)
+    require_columns(list(frame.columns), needed, raw.where, group)
     quality = {k: 0 for k in QUALITY_KEYS}
     quality["rows_read"] = len(frame)
     keys = frame[src.sensor_column].astype(str) if src.layout == "long" else None
@@ -388,7 +183,7 @@ def _numeric(
     values: pd.Series,
     stamps: pd.DatetimeIndex,
     column: str,
-    raw: _Raw,
+    raw: RawRows,
     group: GroupConfig,
     quality: dict[str, int],
 ) -> np.ndarray:
@@ -405,7 +200,7 @@ def _numeric(
             parsed = parsed.fillna(
                 pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
             )
-        bad = (parsed.isna() & text.notna() & ~text.str.lower().isin(_MISSING_TEXT)).to_numpy()
+        bad = (parsed.isna() & text.notna() & ~text.str.lower().isin(MISSING_TEXT)).to_numpy()
         if bad.any():
             if policy.non_numeric == "error":
                 first = int(np.flatnonzero(bad)[0])
@@ -427,7 +222,7 @@ def _non_finite(
     number: np.ndarray,
     stamps: pd.DatetimeIndex,
     column: str,
-    raw: _Raw,
+    raw: RawRows,
     group: GroupConfig,
     quality: dict[str, int],
     exempt: np.ndarray | None = None,
@@ -463,7 +258,7 @@ def _missing_channel(
 
 
 def _check_channels(
-    found: list[str], group: GroupConfig, day: date, raw: _Raw, quality: dict[str, int]
+    found: list[str], group: GroupConfig, day: date, raw: RawRows, quality: dict[str, int]
 ) -> None:
     for channel in group.channels:
         if channel not in found:
@@ -478,7 +273,7 @@ def _check_channels(
 
 
 def _duplicate_error(
-    group: GroupConfig, day: date, raw: _Raw, stamp: Any, channel: str | None
+    group: GroupConfig, day: date, raw: RawRows, stamp: Any, channel: str | None
 ) -> DataError:
     what = f" of channel {channel!r}" if channel is not None else ""
     return DataError(
@@ -492,7 +287,7 @@ def _pivot_long(
     ts: pd.DatetimeIndex,
     group: GroupConfig,
     day: date,
-    raw: _Raw,
+    raw: RawRows,
     quality: dict[str, int],
 ) -> pd.DataFrame:
     src = group.source
@@ -520,7 +315,7 @@ def _dedup_wide(
     ts: pd.DatetimeIndex,
     group: GroupConfig,
     day: date,
-    raw: _Raw,
+    raw: RawRows,
     quality: dict[str, int],
 ) -> pd.DataFrame:
     src = group.source

@@ -119,21 +119,29 @@ def train(
     generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
     optimiser = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
     scaler = torch.amp.GradScaler("cuda", enabled=_amp_dtype(device) == torch.float16)
-    best_state = copy.deepcopy(net.state_dict())
+    best_state = initial_state = copy.deepcopy(net.state_dict())
     stale, first_epoch = 0, 1
     ckpt = (checkpoint_path(checkpoint_key, net, series, train_starts, val_starts, length, cfg)
             if checkpoint_key else None)
     if ckpt is not None and ckpt.is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        net.load_state_dict(state["net"])
-        optimiser.load_state_dict(state["optimiser"])
-        scaler.load_state_dict(state["scaler"])
-        generator.set_state(state["generator"])
-        best_state = state["best"]
-        stale, first_epoch = int(state["stale"]), int(state["epoch"]) + 1
-        report = TrainingReport(**state["report"])
-        report.resumed_from_epoch = first_epoch - 1
-        log.info("resuming training from %s after epoch %d", ckpt, first_epoch - 1)
+        try:
+            state = torch.load(ckpt, map_location="cpu", weights_only=True)
+            net.load_state_dict(state["net"])
+            optimiser.load_state_dict(state["optimiser"])
+            scaler.load_state_dict(state["scaler"])
+            generator.set_state(state["generator"])
+            best_state = state["best"]
+            stale, first_epoch = int(state["stale"]), int(state["epoch"]) + 1
+            report = TrainingReport(**state["report"])
+            report.resumed_from_epoch = first_epoch - 1
+            log.info("resuming training from %s after epoch %d", ckpt, first_epoch - 1)
+        except (OSError, RuntimeError, KeyError, TypeError, ValueError) as exc:
+            log.warning("ignoring unreadable checkpoint %s (%s): training from scratch", ckpt, exc)
+            net.load_state_dict(initial_state)
+            optimiser = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
+            generator.manual_seed(cfg.seed)
+            best_state, stale, first_epoch = copy.deepcopy(initial_state), 0, 1
+            report = TrainingReport()
     for epoch in range(first_epoch, cfg.epochs + 1):
         if report.epochs_run and stale >= cfg.patience:
             break  # a checkpoint written just before an early stop
