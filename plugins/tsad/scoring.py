@@ -58,7 +58,7 @@ class SeriesScorer:
         self._grid = window_starts(n_timesteps, length, stride)
         self._next = 0  # index into the grid of the first start not scored yet
         # day-sized outputs, allocated once (pages become resident only as they are written)
-        self._sums = np.zeros((n_timesteps, n_channels), dtype=np.float32)
+        self._sums: np.ndarray | None = np.zeros((n_timesteps, n_channels), dtype=np.float32)
         self._counts = np.zeros(n_timesteps, dtype=np.int32)
         self._starts = np.empty(len(self._grid), dtype=np.int64)
         self._window_scores = np.empty((len(self._grid), n_channels), dtype=np.float32)
@@ -66,7 +66,7 @@ class SeriesScorer:
         self._channels_first = channels_first(network)
 
     def add(self, first_row: int, chunk: np.ndarray) -> None:
-        """Score the windows not scored yet that lie wholly inside ``chunk`` (row ``first_row`` on)."""
+        """Score the windows not scored yet that lie wholly in ``chunk`` (row ``first_row`` on)."""
         chunk = np.ascontiguousarray(chunk, dtype=np.float32)
         if chunk.ndim != 2 or chunk.shape[1] != self.n_channels:
             raise ValueError(f"chunk must be [rows, {self.n_channels}], got {chunk.shape}")
@@ -104,7 +104,9 @@ class SeriesScorer:
         self._counts[rows] += coverage_counts(local - local[0], self.length, rows.stop - rows.start)
 
     def result(self, timestamps: pd.DatetimeIndex) -> Scores:
-        """The scores; point sums become means in place (NaN where no valid window covered)."""
+        """The scores (once: point sums become means in place, NaN where no window covered)."""
+        if self._sums is None:
+            raise RuntimeError("SeriesScorer.result() was already called")
         if len(timestamps) != self.n_timesteps:
             raise ValueError(
                 f"{len(timestamps)} timestamps for a series of {self.n_timesteps} rows")
@@ -114,6 +116,7 @@ class SeriesScorer:
         with np.errstate(invalid="ignore"):
             points /= self._counts[:, None]  # uncovered rows are 0 / 0 = NaN
         aggregate = points.mean(axis=1, dtype=np.float64)
+        self._sums = None
         return Scores(timestamps, starts, window_scores, points, aggregate)
 
 

@@ -5,8 +5,8 @@ DataFrame, the scaled float32 copy) before the first window is scored. Here only
 are day-sized (float32 point scores, per-window scores, timestamps): the readings go through in
 record batches of ``READ_ROWS`` rows, each scaled to float32 and scored with the last
 ``length - 1`` rows of the batch before it, so windows across batch and row-group boundaries are
-scored exactly as in memory. Peak memory is about 1.2x the float32 size of the day plus a
-constant, whatever the window length.
+scored exactly as in memory. Peak memory (bench/RESULTS.md) is 1.5-2.5x the float32 size of the
+day plus a constant, whatever the window length; ``Detector.postprocess`` then adds its own.
 """
 
 from __future__ import annotations
