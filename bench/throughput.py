@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import os
 
-# Idle OpenMP threads sleep instead of spinning (read once, when torch loads its OpenMP runtime).
-# On a shared worker, spinning threads steal the cores their peers need and small parallel ops
-# then run 3-50x slower; quiet machines lose ~10%. Every pipeline below runs under the same
-# setting; override by exporting OMP_WAIT_POLICY before running the benchmark.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP's wait policy is left as the environment has it (unset: torch's default, idle threads
+# spin a while), as tsad runs in production; one row compares ACTIVE and PASSIVE in fresh
+# processes. PASSIVE suits workers shared with other busy processes (bench/README.md).
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -304,8 +302,8 @@ def rss_child(argv: list[str]) -> None:
         if kind == "tsad":  # Parquet -> streamed errors -> the detector's score rule
             score_partition(detector, path)
         elif kind == "tsad-raw":  # the streamed errors alone
-            score_parquet(net, path, names, length, stride, scaler.transform)
-        elif kind == "in-memory":  # read_partition + Detector.score, as the pipeline does today
+            score_parquet(net, path, names, length, stride, scaler)
+        elif kind == "in-memory":  # read_partition + Detector.score: the in-memory API
             frame = pd.read_parquet(path, columns=names)
             detector.score(frame)
         else:
@@ -452,10 +450,10 @@ def main() -> None:
             pq.read_table(path, columns=names)
             t_read.append(time.perf_counter() - began)
             began = time.perf_counter()  # score_partition(detector, path), timed in its two parts
-            raw = score_parquet(net, path, names, LENGTH, stride, scaler.transform)
+            raw = score_parquet(net, path, names, LENGTH, stride, scaler)
             t_raw.append(time.perf_counter() - began)
             began = time.perf_counter()
-            out = detector.postprocess(raw)
+            out = detector.postprocess(raw, inplace=True)
             t_rule.append(time.perf_counter() - began)
             del raw
         t_read_m, t_raw_m, t_rule_m = (float(np.median(t)) for t in (t_read, t_raw, t_rule))
@@ -482,7 +480,7 @@ def main() -> None:
         torch.manual_seed(0)
         other_net = build_network(ModelConfig(kind=kind), CHANNELS, LENGTH).eval()
         seconds, _ = median_time(lambda: detector.postprocess(
-            score_parquet(other_net, path, names, LENGTH, stride, scaler.transform)),
+            score_parquet(other_net, path, names, LENGTH, stride, scaler), inplace=True),
             max(1, repeats // 2))
         table.add(f"tsad e2e {large_n:,} x {CHANNELS} with {kind} (hidden {group.model.hidden})",
                   f"{large_n * CHANNELS / seconds / 1e6:.1f} M", f"{seconds:.2f}s, speed only")
@@ -493,7 +491,8 @@ def main() -> None:
         if other > LENGTH:
             continue
         seconds, out = median_time(lambda: detector.postprocess(
-            score_parquet(net, path, names, LENGTH, other, scaler.transform)), max(1, repeats // 2))
+            score_parquet(net, path, names, LENGTH, other, scaler), inplace=True),
+            max(1, repeats // 2))
         table.add(f"tsad e2e {large_n:,} x {CHANNELS}, stride {other} (default {stride})",
                   f"{large_n * CHANNELS / seconds / 1e6:.1f} M",
                   f"{seconds:.2f}s, AUC-PR {auc_pr(out.aggregate, labels[large_n]):.3f}")
@@ -648,7 +647,7 @@ def main() -> None:
         results[f"rss_{kind}_{n}" + "_".join(extra)] = {**rss, "raw_f32_mb": raw_mb, "ratio": ratio}
 
     for n, path in ((sizes[0], files[large_n]), (sizes[1], big)):
-        need_gb = 16 * n * CHANNELS * 4 / 2**30 + 1  # the score rule holds ~14x raw float32
+        need_gb = 4 * n * CHANNELS * 4 / 2**30 + 1  # errors and rule: ~3x raw float32
         if mem_available_gb() > need_gb:
             rss_row(f"tsad peak RSS {n:,} x 30 (streamed + score rule)", "tsad", path, n)
         else:

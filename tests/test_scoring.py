@@ -108,7 +108,7 @@ def test_streamed_parquet_scores_equal_in_memory_scores(tmp_path: Path, kind: st
     scaler = ChannelScaler.fit(raw[:600])
     network = _network(kind, 3)
     in_memory = score_series(network, scaler.transform(raw), index, LENGTH, STRIDE)
-    streamed = score_parquet(network, path, channels, LENGTH, STRIDE, scaler.transform, read_rows)
+    streamed = score_parquet(network, path, channels, LENGTH, STRIDE, scaler, read_rows)
     assert streamed.timestamps.equals(in_memory.timestamps)
     np.testing.assert_array_equal(streamed.window_starts, in_memory.window_starts)
     np.testing.assert_allclose(streamed.window_scores, in_memory.window_scores,
@@ -123,10 +123,10 @@ def test_streaming_names_a_missing_channel(tmp_path: Path) -> None:
     write_partition(pd.DataFrame({"a": np.ones(50)}, index=index), path)
     scaler = ChannelScaler.fit(np.ones((50, 2)))
     with pytest.raises(DataError, match="no column 'b'.*re-run extract"):
-        score_parquet(_network("dense", 2), path, ["a", "b"], LENGTH, STRIDE, scaler.transform)
+        score_parquet(_network("dense", 2), path, ["a", "b"], LENGTH, STRIDE, scaler)
     with pytest.raises(DataError, match="does not exist"):
         score_parquet(_network("dense", 2), tmp_path / "nope.parquet", ["a"], LENGTH, STRIDE,
-                      scaler.transform)
+                      scaler)
 
 
 def test_score_partition_equals_detector_score_of_the_read_frame(tmp_path: Path) -> None:

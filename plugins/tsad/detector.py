@@ -44,6 +44,7 @@ from tsad.errors import DataError
 from tsad.networks import build_network
 from tsad.scaling import ChannelScaler
 from tsad.scoring import Scores, score_series
+from tsad.smoothing import apply_rule, moving_average  # noqa: F401 (re-exported: step 3)
 from tsad.thresholds import (ChannelThresholds, FixedThreshold, Threshold, make_threshold,
                              threshold_from_dict)
 from tsad.training import train
@@ -148,24 +149,26 @@ class Detector:
         """Scores of ``frame`` (wide, config channels) under the score rule (module docstring)."""
         raw = _channel_array(frame, self.channels, "scored data")
         return self.postprocess(self.score_raw(self.scaler_.transform(raw),
-                                               pd.DatetimeIndex(frame.index)))
+                                               pd.DatetimeIndex(frame.index)), inplace=True)
 
     def score_raw(self, series: np.ndarray, timestamps: pd.DatetimeIndex) -> Scores:
         """The model's reconstruction errors of a scaled series (steps 1 of the rule only)."""
         window = self.group.window
         return score_series(self.network_, series, timestamps, window.length, window.stride)
 
-    def postprocess(self, raw: Scores) -> Scores:
-        """Steps 2-5 of the score rule on raw errors (e.g. from ``tsad.streaming``)."""
-        channel_scores = self._channel_scores(raw.point_scores)
-        return replace(raw, point_scores=channel_scores, aggregate=self._aggregate(channel_scores))
+    def postprocess(self, raw: Scores, inplace: bool = False) -> Scores:
+        """Steps 2-5 of the score rule on raw errors (e.g. from ``tsad.streaming``).
 
-    def _channel_scores(self, point_scores: np.ndarray) -> np.ndarray:
-        weighted = np.asarray(point_scores, dtype=np.float64) * self.weights_
-        smoothed = moving_average(weighted, int(self.rule_["smoothing_rows"]))
-        if self.channel_thresholds_ is not None:
-            smoothed = smoothed / self.channel_thresholds_.values_
-        return smoothed
+        ``inplace=True`` overwrites ``raw.point_scores`` (float32) instead of copying them: the
+        rule then adds a few MB whatever the day's size (``tsad.smoothing``)."""
+        points = raw.point_scores if inplace else np.array(raw.point_scores, dtype=np.float32)
+        if points.shape[0] == 0:
+            return replace(raw, point_scores=points, aggregate=np.empty(0))
+        use_max = self.rule_["aggregate"] == "max" or self.channel_thresholds_ is not None
+        divisors = None if self.channel_thresholds_ is None else self.channel_thresholds_.values_
+        aggregate = apply_rule(points, self.weights_, int(self.rule_["smoothing_rows"]), divisors,
+                               use_max)
+        return replace(raw, point_scores=points, aggregate=aggregate)
 
     def _aggregate(self, channel_scores: np.ndarray) -> np.ndarray:
         if channel_scores.shape[0] == 0:
@@ -242,23 +245,6 @@ def persistence_factor(series: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.nanvar(x, axis=0) / step_var
     return np.where(np.isfinite(ratio), np.maximum(ratio, 1.0), 1.0)
-
-
-def moving_average(values: np.ndarray, width: int) -> np.ndarray:
-    """Centred moving average of ``values [n, c]``: row i averages the finite rows among
-    i - (width-1)//2 .. i + width//2; a NaN row stays NaN (no window covered it: never flagged)."""
-    v = np.asarray(values, dtype=np.float64)
-    if width <= 1 or v.shape[0] == 0:
-        return v.copy()
-    finite = np.isfinite(v)
-    sums = np.concatenate([np.zeros((1, v.shape[1])), np.cumsum(np.where(finite, v, 0.0), axis=0)])
-    counts = np.concatenate([np.zeros((1, v.shape[1])), np.cumsum(finite, axis=0)])
-    rows = np.arange(v.shape[0])
-    lo, hi = np.clip(rows - (width - 1) // 2, 0, None), np.clip(rows + width // 2 + 1, None, len(v))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = (sums[hi] - sums[lo]) / (counts[hi] - counts[lo])
-    out[~finite] = np.nan
-    return out
 
 
 def _channel_array(frame: pd.DataFrame, channels: list[str], what: str) -> np.ndarray:

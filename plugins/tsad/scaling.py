@@ -29,6 +29,15 @@ class ChannelScaler:
     def transform(self, series: np.ndarray) -> np.ndarray:
         return ((series - self.mean) / self.scale).astype(np.float32)
 
+    def transform_columns(self, columns: list[np.ndarray], out: np.ndarray) -> None:
+        """``transform`` of one column per channel, written into ``out [rows, c]`` (float32).
+
+        For readers that get a file's data column by column: each column is scaled while it
+        is in cache and stored once, instead of stacking, scaling and transposing whole tables.
+        """
+        for j, column in enumerate(columns):
+            out[:, j] = (column - self.mean[j]) / self.scale[j]
+
     def inverse(self, scaled: np.ndarray) -> np.ndarray:
         return scaled * self.scale + self.mean
 

@@ -6,12 +6,12 @@ are day-sized (float32 point scores, per-window scores, timestamps): the reading
 record batches of ``READ_ROWS`` rows, each scaled to float32 and scored with the last
 ``length - 1`` rows of the batch before it, so windows across batch and row-group boundaries are
 scored exactly as in memory. Peak memory (bench/RESULTS.md) is 1.5-2.5x the float32 size of the
-day plus a constant, whatever the window length; ``Detector.postprocess`` then adds its own.
+day plus a constant, whatever the window length; ``Detector.postprocess`` then works in place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from torch import nn
 
 from tsad.errors import DataError
 from tsad.partitions import TIMESTAMP
+from tsad.scaling import ChannelScaler
 from tsad.scoring import Scores, SeriesScorer
 
 if TYPE_CHECKING:
@@ -37,18 +38,17 @@ def score_partition(detector: Detector, path: str | Path, read_rows: int = READ_
     model's errors streamed here, then the detector's score rule (``Detector.postprocess``)."""
     window = detector.group.window
     raw = score_parquet(detector.network_, path, detector.channels, window.length, window.stride,
-                        detector.scaler_.transform, read_rows)
-    return detector.postprocess(raw)
+                        detector.scaler_, read_rows)
+    return detector.postprocess(raw, inplace=True)
 
 
 def score_parquet(network: nn.Module, path: str | Path, channels: list[str], length: int,
-                  stride: int, transform: Callable[[np.ndarray], np.ndarray],
-                  read_rows: int = READ_ROWS) -> Scores:
-    """Score the wide Parquet file at ``path``; ``transform``: raw ``[rows, c]`` -> float32."""
+                  stride: int, scaler: ChannelScaler, read_rows: int = READ_ROWS) -> Scores:
+    """Score the wide Parquet file at ``path``, scaled by the model's ``scaler``."""
     file = open_partition(path, channels)
     n = file.metadata.num_rows
     scorer = SeriesScorer(network, n, len(channels), length, stride)
-    for first_row, chunk in overlapping_chunks(file, channels, length - 1, transform, read_rows):
+    for first_row, chunk in overlapping_chunks(file, channels, length - 1, scaler, read_rows):
         scorer.add(first_row, chunk)
     return scorer.result(read_timestamps(file))
 
@@ -73,18 +73,17 @@ def open_partition(path: str | Path, channels: list[str]) -> pq.ParquetFile:
 
 
 def overlapping_chunks(file: pq.ParquetFile, channels: list[str], overlap: int,
-                       transform: Callable[[np.ndarray], np.ndarray],
-                       read_rows: int = READ_ROWS) -> Iterator[tuple[int, np.ndarray]]:
+                       scaler: ChannelScaler, read_rows: int = READ_ROWS
+                       ) -> Iterator[tuple[int, np.ndarray]]:
     """``(first_row, scaled [rows, c])`` per record batch, each led by ``overlap`` earlier rows."""
     carry = np.empty((0, len(channels)), dtype=np.float32)
     row = 0
     for batch in file.iter_batches(batch_size=read_rows, columns=channels, use_threads=False):
-        # columns stacked as [c, rows] (plain copies; by name: Arrow keeps the file's order),
-        # scaled through a transposed view, transposed once into the chunk after the carry
-        stacked = np.stack([batch.column(name).to_numpy(zero_copy_only=False) for name in channels])
         chunk = np.empty((len(carry) + batch.num_rows, len(channels)), dtype=np.float32)
         chunk[: len(carry)] = carry
-        chunk[len(carry):] = transform(stacked.T)
+        # by name (Arrow keeps the file's column order), scaled column by column into place
+        scaler.transform_columns([batch.column(name).to_numpy(zero_copy_only=False)
+                                  for name in channels], chunk[len(carry):])
         yield row - len(carry), chunk
         row += batch.num_rows
         carry = chunk[len(chunk) - min(overlap, len(chunk)):].copy()
