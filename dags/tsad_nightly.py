@@ -1,11 +1,20 @@
-"""tsad's nightly anomaly detection: one run per data day, one chain of tasks per sensor group.
+"""tsad's nightly anomaly detection: one run per data day, fanned out over groups and shards.
 
-db_upgrade (the records database's migrations, a no-op when current), then extract ->
-ensure_model (queue/pool ``gpu``) -> detect -> alert, mapped over the configured sensor groups.
-The run covers the previous day (an explicit daily timetable, not ``@daily``, whose data interval
-is empty in Airflow 3). Every task is idempotent per (group, day), so re-runs and
+db_upgrade (the records database's migrations, a no-op when current), then per sensor group
+extract -> ensure_model (queue/pool ``gpu``) -> score -> detect -> alert. A large group split into
+channel shards (``groups[].shards``) trains and scores one unit per shard; an unsharded group is
+one unit. Airflow cannot map inside a mapped task group, so the chain is flat: extract, detect
+and alert map over groups, ensure_model and score over units (``list_units``), and detect
+merges its group's units and writes the records once per (group, day). The tasks after extract
+run when their upstreams are done whatever their outcome (``all_done``), so one group's failure
+never stops the others: each checks its own group's inputs and skips, naming them, when an
+earlier task of its group failed (notified once, there); the leaf ``outcome`` then fails the run.
+
+The run covers the previous day (an explicit daily timetable, not ``@daily``, whose data
+interval is empty in Airflow 3). Every task is idempotent per (group, day), so re-runs and
 backfills from the UI or ``airflow backfill create`` are safe. This file imports neither torch
-nor pandas: the scheduler parses it often.
+nor pandas (nor Kubernetes, unless $TSAD_TRAIN_EXECUTOR_CONFIG is set): the scheduler parses it
+often.
 """
 
 from __future__ import annotations
@@ -17,28 +26,36 @@ from airflow.sdk import (
     Asset,
     CronTriggerTimetable,
     Param,
+    TriggerRule,
     dag,
     get_current_context,
     task,
     task_group,
 )
 
+from tsad.airflow_layer.executor_config import train_executor_config
 from tsad.airflow_layer.notifiers import failure_notifiers
 
 TRAIN_QUEUE = os.environ.get("TSAD_TRAIN_QUEUE", "gpu")
 TRAIN_POOL = os.environ.get("TSAD_TRAIN_POOL", "gpu")
+#: The KubernetesExecutor's pod_override for training (a GPU); None unless the variable is set.
+TRAIN_EXECUTOR_CONFIG = train_executor_config()
 SCHEDULE = os.environ.get("TSAD_SCHEDULE", "30 1 * * *")
 TIMEZONE = os.environ.get("TSAD_SCHEDULE_TIMEZONE", "UTC")
-LABEL = "{{ sensor_group }}"  # names each mapped task instance after its group in the UI
+LABEL = "{{ sensor_group }}"  # names each mapped task instance after its group (or unit) in the UI
+AFTER_ALL = TriggerRule.ALL_DONE  # a failed group or unit must not stop the others
 RETRIES = int(os.environ.get("TSAD_TASK_RETRIES", "2"))
 #: Updated by every successful detect (extra: the partition); reporting DAGs schedule on it.
 RECORDS = Asset(name="tsad_records", uri="tsad://records", group="tsad")
 
 
-def labelled(group: str) -> dict:
-    """The task's context, carrying the group name that ``map_index_template`` shows."""
+def labelled(group: str, shard: int | None = None) -> dict:
+    """The task's context, carrying the name (``pumps``, ``pumps/s01``) that
+    ``map_index_template`` shows."""
+    from tsad.shards import unit_label
+
     context = get_current_context()
-    context["sensor_group"] = group  # type: ignore[typeddict-unknown-key]
+    context["sensor_group"] = unit_label(group, shard)  # type: ignore[typeddict-unknown-key]
     return context
 
 
@@ -76,47 +93,70 @@ def tsad_nightly() -> None:
 
         return tasks.list_groups(get_current_context())
 
+    @task
+    def list_units(groups: list[str]) -> list[dict]:
+        from tsad.airflow_layer import tasks
+
+        return tasks.list_units(groups, get_current_context())
+
     @task_group(group_id="sensor_group")
-    def per_group(group: str) -> None:
+    def per_group(groups: list[str], units: list[dict]) -> None:
         @task(map_index_template=LABEL)
         def extract(group: str) -> dict:
             from tsad.airflow_layer import tasks
 
             return tasks.extract(group, labelled(group))
 
-        @task(queue=TRAIN_QUEUE, pool=TRAIN_POOL, map_index_template=LABEL)
-        def ensure_model(group: str) -> dict:
+        @task(queue=TRAIN_QUEUE, pool=TRAIN_POOL, executor_config=TRAIN_EXECUTOR_CONFIG,
+              map_index_template=LABEL, trigger_rule=AFTER_ALL)
+        def ensure_model(group: str, shard: int | None) -> dict:
             from tsad.airflow_layer import tasks
 
-            return tasks.ensure_model(group, labelled(group))
+            return tasks.ensure_model(group, shard, labelled(group, shard))
 
-        @task(map_index_template=LABEL, outlets=[RECORDS])
-        def detect(group: str, model: dict) -> dict:
+        @task(map_index_template=LABEL, trigger_rule=AFTER_ALL)
+        def score(model: dict) -> dict:
+            from tsad.airflow_layer import tasks
+
+            return tasks.score(model, labelled(model["group"], model["shard"]))
+
+        @task(map_index_template=LABEL, outlets=[RECORDS], trigger_rule=AFTER_ALL)
+        def detect(group: str) -> dict:
             from tsad.airflow_layer import tasks
             from tsad.config import load_config
 
             context = labelled(group)
-            result = tasks.detect(group, model, context)
+            result = tasks.detect(group, context)
             day = tasks.run_day(context, load_config())
             context["outlet_events"][RECORDS].extra = {"sensor_group": group,
                                                        "partition_date": day.isoformat()}
             return result
 
-        @task(map_index_template=LABEL)
+        @task(map_index_template=LABEL, trigger_rule=AFTER_ALL)
         def alert(group: str) -> dict:
             from tsad.airflow_layer import tasks
 
             return tasks.alert(group, labelled(group))
 
-        extracted = extract(group)
-        model = ensure_model(group)
-        extracted >> model
-        detected = detect(group, model)
-        detected >> alert(group)
+        @task(trigger_rule=TriggerRule.NONE_FAILED)
+        def outcome() -> None:
+            """Fails (upstream_failed) when any group's task failed: the tasks above run
+            ``all_done`` and a failed group's later tasks skip, so without this leaf a run
+            with a failed group would end green."""
+
+        extracted = extract.expand(group=groups)
+        models = ensure_model.expand_kwargs(units)
+        extracted >> models
+        scored = score.expand(model=models)  # one per unit whose model is ready
+        written = detect.expand(group=groups)
+        scored >> written
+        alerted = alert.expand(group=groups)
+        written >> alerted
+        [extracted, models, scored, written, alerted] >> outcome()
 
     groups = list_groups()
     db_upgrade() >> groups
-    per_group.expand(group=groups)
+    per_group(groups, list_units(groups))
 
 
 tsad_nightly()

@@ -21,10 +21,12 @@ def test_dagbag_imports_without_errors() -> None:
     assert bag.import_errors == {}
     dag = bag.dags["tsad_nightly"]
     ids = set(dag.task_ids)
-    assert {"list_groups", "sensor_group.extract", "sensor_group.ensure_model",
-            "sensor_group.detect", "sensor_group.alert"} <= ids
+    assert {"list_groups", "list_units", "sensor_group.extract", "sensor_group.ensure_model",
+            "sensor_group.score", "sensor_group.detect", "sensor_group.alert",
+            "sensor_group.outcome"} <= ids
     train = dag.get_task("sensor_group.ensure_model")
     assert (train.queue, train.pool) == ("gpu", "gpu")
+    assert not train.executor_config  # TSAD_TRAIN_EXECUTOR_CONFIG unset (test_shards sets it)
     assert type(dag.timetable).__name__ == "CronTriggerTimetable"  # not @daily: a real interval
     assert set(dag.params.keys()) >= {"force_retrain", "groups", "partition_date"}
 

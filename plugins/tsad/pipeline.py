@@ -81,30 +81,36 @@ def extract(config: TsadConfig, group_name: str, day: date, source_url: str | No
 
 # ---------------------------------------------------------------------- 2. train or load
 
-def ensure_model(config: TsadConfig, group_name: str, day: date, *, force_retrain: bool = False,
-                 source_url: str | None = None, db_url: str | None = None,
-                 run: RunInfo = RunInfo()) -> dict[str, Any]:
-    """Reuse the newest model trained before ``day``, or train and publish a new version."""
+def ensure_model(config: TsadConfig, group_name: str, day: date, *, shard: int | None = None,
+                 force_retrain: bool = False, source_url: str | None = None,
+                 db_url: str | None = None, run: RunInfo = RunInfo()) -> dict[str, Any]:
+    """Reuse the newest model trained before ``day``, or train and publish a new version.
+
+    ``shard`` picks one channel shard of a sharded group (``tsad.shards``): each shard has its
+    own registry, and retraining is decided per shard (drift in one subsystem retrains only its
+    shard)."""
     from tsad import registry
+    from tsad.shards import unit_group, unit_label
 
     group = config.group(group_name)
-    current = registry.select_version(config.models_dir, group.name, day)
-    reason = registry.retrain_reason(current, group, day, force_retrain)
-    if reason is None and _drifted_before(config, group, day, current, source_url):
+    unit, label = unit_group(group, shard), unit_label(group.name, shard)
+    current = registry.select_version(config.models_dir, group.name, day, shard)
+    reason = registry.retrain_reason(current, unit, day, force_retrain)
+    if reason is None and _drifted_before(config, unit, day, current, source_url):
         reason = f"drift on {day - timedelta(days=1)}: retrain on recent data"
     if reason is None:
         assert current is not None
-        log.info("group %s %s: using model %s", group.name, day, current.id)
+        log.info("group %s %s: using model %s", label, day, current.id)
         return {"model_version_id": current.id, "path": str(current.path), "trained": False}
-    log.info("group %s %s: training a new model (%s)", group.name, day, reason)
-    version = _train(config, group, day, source_url, run)
+    log.info("group %s %s: training a new model (%s)", label, day, reason)
+    version = _train(config, unit, day, source_url, run, shard)
     engine = _engine(config, db_url)
     _retrying(lambda: _record_version(engine, version), f"recording model {version.id}")
     return {"model_version_id": version.id, "path": str(version.path), "trained": True, "reason": reason}
 
 
 def _train(config: TsadConfig, group: GroupConfig, day: date, source_url: str | None,
-           run: RunInfo) -> Any:
+           run: RunInfo, shard: int | None = None) -> Any:
     from tsad import fs, registry
     from tsad.detector import Detector
     from tsad.partitions import partition_path, read_days
@@ -113,9 +119,9 @@ def _train(config: TsadConfig, group: GroupConfig, day: date, source_url: str | 
     for past in days:  # a fresh deployment has no partitions yet: extract what training needs
         if not fs.is_file(partition_path(config.data_dir, group.name, past)):
             extract(config, group.name, past, source_url)
-    frame = read_days(config.data_dir, group.name, days, group.channels)
+    frame = read_days(config.data_dir, group.name, days, group.channels)  # the unit's columns
     detector = Detector.fit(group, frame)
-    version = registry.publish(config.models_dir, detector, days[0], days[-1], run.run_id)
+    version = registry.publish(config.models_dir, detector, days[0], days[-1], run.run_id, shard)
     metrics = detector.metrics_
     log.info("group %s: published %s (threshold %.4f, held-out error %.4f vs persistence %.4f, %s)",
              group.name, version.id, detector.threshold, metrics["model_error"],
@@ -129,7 +135,7 @@ def _record_version(engine: Any, version: Any) -> None:
 
     m = version.manifest
     record_model_version(engine, ModelVersionRecord(
-        id=version.id, sensor_group=version.group, version=version.version,
+        id=version.id, sensor_group=version.owner, version=version.version,
         detector_kind=m["detector_kind"], config_json=version.read_json("config.json"),
         config_sha256=m["config_sha256"], artifact_uri=str(version.path),
         manifest_sha256=version.manifest_sha256,
@@ -149,96 +155,274 @@ def _drifted_before(config: TsadConfig, group: GroupConfig, day: date, version: 
     table, so concurrent backfills that finish in any order still choose the same model.
     """
     from tsad import fs, registry
-    from tsad.partitions import partition_path, read_partition
+    from tsad.partitions import partition_path
+    from tsad.streaming import score_partition
 
     previous = day - timedelta(days=1)
     if version is None or previous <= version.training_end:
         return False  # the previous day was training data for this version
-    if not fs.is_file(partition_path(config.data_dir, group.name, previous)):
+    path = partition_path(config.data_dir, group.name, previous)
+    if not fs.is_file(path):
         extract(config, group.name, previous, source_url)
     detector = registry.load_detector(version)
-    frame = read_partition(config.data_dir, group.name, previous, detector.channels)
-    return detector.check_drift(detector.score(frame)).drift
+    return detector.check_drift(score_partition(detector, path)).drift
 
 
-# ---------------------------------------------------------------------- 3+4. score and record
+# ---------------------------------------------------------------------- 3. score
 
-def detect(config: TsadConfig, group_name: str, day: date, model_path: str, *,
-           db_url: str | None = None, run: RunInfo = RunInfo()) -> dict[str, Any]:
-    """Score the day's partition and replace its anomaly records in one transaction."""
-    from tsad import registry
-    from tsad.partitions import read_partition
+def score(config: TsadConfig, group_name: str, day: date, model_path: str, *,
+          shard: int | None = None, run: RunInfo = RunInfo()) -> Any:
+    """One unit's scores of the day (``tsad.unit_scores.UnitScores``): the partition streamed
+    from Parquet batch by batch (``tsad.streaming``; only the unit's columns are read), so
+    memory is bounded by the day's output, not by its input."""
+    from tsad import fs, registry
+    from tsad.errors import DataError, ModelError
+    from tsad.partitions import partition_path
+    from tsad.shards import unit_group, unit_label
+    from tsad.streaming import score_partition
+    from tsad.unit_scores import UnitScores
 
     group = config.group(group_name)
+    unit, label = unit_group(group, shard), unit_label(group.name, shard)
     version = registry.version_at(model_path)
-    detector = registry.load_detector(version, group.channels)
+    if (version.group, version.shard) != (group.name, shard):
+        raise ModelError(f"model {version.id} at {model_path} is not a model of {label}; run "
+                         f"ensure_model for {label} and score with the path it returns")
+    detector = registry.load_detector(version, unit.channels)
+    path = partition_path(config.data_dir, group.name, day)
+    if not fs.is_file(path):
+        raise DataError(f"no extracted partition for group {group.name!r} on {day.isoformat()}: "
+                        f"{path} does not exist; run extract for that day first")
     started = datetime.now(timezone.utc)
-    frame = read_partition(config.data_dir, group.name, day, detector.channels)
-    scores = detector.score(frame)
+    scores = score_partition(detector, path)
+    drift = detector.check_drift(scores, group.events.drift_share)  # rule: tsad/detector.py
+    return UnitScores(
+        group=group.name, shard=shard, channels=detector.channels, model_version_id=version.id,
+        model_path=str(version.path), threshold=detector.threshold, timestamps=scores.timestamps,
+        aggregate=scores.aggregate, point_scores=scores.point_scores,
+        n_windows=len(scores.window_starts), drift=drift.drift, drift_message=drift.message,
+        started_at=started, run_id=run.run_id, detector=detector)
+
+
+def score_unit(config: TsadConfig, group_name: str, day: date, model_path: str, *,
+               shard: int | None = None, run: RunInfo = RunInfo()) -> dict[str, Any]:
+    """``score``, left in the run's scratch file for ``record_units`` (the DAG's score task:
+    scores travel between workers as a file, never through XCom)."""
+    from tsad.unit_scores import remove_scratch, scratch_path, write_scratch
+
+    path = scratch_path(config.data_dir, config.group(group_name).name, day, run.run_id, shard)
+    remove_scratch([path])  # an earlier attempt's file must not outlive a failure of this one
+    scores = score(config, group_name, day, model_path, shard=shard, run=run)
+    _retrying(lambda: write_scratch(scores, path), f"writing the scores of {scores.label} {day}")
+    log.info("group %s %s: scored %d rows with %s (%d windows) -> %s", scores.label, day,
+             len(scores.timestamps), scores.model_version_id, scores.n_windows, path)
+    return {"group": scores.group, "shard": shard, "path": str(path),
+            "model_version_id": scores.model_version_id, "n_windows": scores.n_windows,
+            "drift": scores.drift}
+
+
+# ---------------------------------------------------------------------- 4. record
+
+def record(config: TsadConfig, group_name: str, day: date, units: list[Any], *,
+           db_url: str | None = None, run: RunInfo = RunInfo()) -> dict[str, Any]:
+    """Merge the group's unit scores (``tsad.merge``) and replace the (group, day)'s anomaly
+    records in one transaction: once per (group, day), however many shards."""
+    from tsad import registry
+    from tsad.errors import DataError
+    from tsad.merge import merge
+    from tsad.shards import shard_numbers, unit_label
+
+    group = config.group(group_name)
+    expected, got = shard_numbers(group), [u.shard for u in units]
+    if got != expected:
+        raise DataError(f"group {group.name} {day}: scores of "
+                        f"{[unit_label(group.name, s) for s in got]}, but the group's units are "
+                        f"{[unit_label(group.name, s) for s in expected]}; score every unit")
+    merged = merge(group, units)
     engine = _engine(config, db_url)
-    _retrying(lambda: _record_version(engine, version), f"recording model {version.id}")
-    summary = _write_records(engine, config, group, day, detector, version.id, scores, run, started,
-                             frame=frame)
+    for unit in units:
+        version = registry.version_at(unit.model_path)
+        _retrying(lambda v=version: _record_version(engine, v), f"recording model {version.id}")
+    started = min(u.started_at for u in units)
+    summary = _write_records(engine, config, group, day, merged, run, started)
     log.info("group %s %s: %d events, %d anomalous points, drift=%s (threshold %.4f, model %s)",
              group.name, day, summary["n_events"], summary["n_points"], summary["drift"],
-             detector.threshold, version.id)
+             summary["threshold"], summary["model_version_id"])
     return summary
 
 
-def _write_records(engine: Any, config: TsadConfig, group: GroupConfig, day: date, detector: Any,
-                   version_id: str, scores: Any, run: RunInfo, started: datetime,
-                   frame: Any = None) -> dict[str, Any]:
+def record_units(config: TsadConfig, group_name: str, day: date, *, db_url: str | None = None,
+                 run: RunInfo = RunInfo()) -> dict[str, Any]:
+    """``record`` of the scores this run's score tasks left for the group (the DAG's detect
+    task); the scratch files are removed once the records are committed."""
+    from tsad.shards import shard_numbers, unit_label
+    from tsad.unit_scores import read_scratch, remove_scratch, scratch_path
+
+    group = config.group(group_name)
+    paths = {s: scratch_path(config.data_dir, group.name, day, run.run_id, s)
+             for s in shard_numbers(group)}
+    units = [_retrying(lambda p=p, s=s: read_scratch(p, f"{unit_label(group.name, s)} {day}"),
+                       f"reading the scores of {unit_label(group.name, s)} {day}")
+             for s, p in paths.items()]
+    summary = record(config, group_name, day, units, db_url=db_url, run=run)
+    try:
+        remove_scratch(list(paths.values()))
+    except Exception:  # noqa: BLE001 - the records are written; leftovers are only disk space
+        log.warning("group %s %s: could not remove the scratch scores %s", group.name, day,
+                    list(paths.values()), exc_info=True)
+    return summary
+
+
+def unscored_units(config: TsadConfig, group_name: str, day: date,
+                   run: RunInfo = RunInfo()) -> list[str]:
+    """The group's units that have no scratch scores from ``run`` (what ``record_units`` lacks)."""
+    from tsad import fs
+    from tsad.shards import shard_numbers, unit_label
+    from tsad.unit_scores import scratch_path
+
+    group = config.group(group_name)
+    return [unit_label(group.name, s) for s in shard_numbers(group)
+            if not fs.is_file(scratch_path(config.data_dir, group.name, day, run.run_id, s))]
+
+
+def detect(config: TsadConfig, group_name: str, day: date, model_path: str, *,
+           db_url: str | None = None, run: RunInfo = RunInfo()) -> dict[str, Any]:
+    """Score the day's partition and replace its anomaly records in one transaction (an
+    unsharded group; a sharded one goes through ``score`` per shard, then ``record``)."""
+    from tsad.shards import shard_numbers
+
+    units = shard_numbers(config.group(group_name))
+    if units != [None]:
+        raise ConfigError(f"group {group_name!r} has {len(units)} channel shards: score each "
+                          "with score(..., shard=N) and write them with record(), or use run_day")
+    scores = score(config, group_name, day, model_path, run=run)
+    return record(config, group_name, day, [scores], db_url=db_url, run=run)
+
+
+def records_written_by(config: TsadConfig, group_name: str, day: date, run_id: str, *,
+                       db_url: str | None = None) -> bool:
+    """Whether the (group, day)'s current records come from run ``run_id`` (alert checks it, so
+    a failed write never re-sends an earlier run's events)."""
+    from tsad.storage.records import latest_run
+
+    engine = _engine(config, db_url)
+    latest = _retrying(lambda: latest_run(engine, group_name, day),
+                       f"reading the runs of {group_name} {day}")
+    return latest is not None and latest["run_id"] == run_id
+
+
+def _write_records(engine: Any, config: TsadConfig, group: GroupConfig, day: date, merged: Any,
+                   run: RunInfo, started: datetime) -> dict[str, Any]:
+    import dataclasses
+
     import numpy as np
 
     from tsad.events import find_events, flagged_points
     from tsad.storage.records import RunRecord, write_partition
 
-    threshold = detector.threshold
-    drift_check = detector.check_drift(scores, group.events.drift_share)  # rule: tsad/detector.py
-    drift = drift_check.drift
-    channels = detector.channels
-    if drift:
+    drift = bool(merged.drifted)
+    if len(merged.drifted) == len(merged.units):  # the whole group drifted: no events
         events, point_idx = [], np.empty(0, dtype=np.int64)
-        message = drift_check.message
-        log.warning("group %s %s: %s", group.name, day, message)
     else:
-        events = find_events(scores.timestamps, scores.aggregate, scores.point_scores, channels,
-                             threshold, group.events)
-        point_idx = flagged_points(scores.aggregate, threshold, group.events)
-        message = ""
+        events = find_events(merged.timestamps, merged.aggregate, merged.point_scores,
+                             merged.channels, merged.threshold, group.events)
+        point_idx = flagged_points(merged.aggregate, merged.threshold, group.events)
+    message = _run_message(merged)
+    if drift:
+        log.warning("group %s %s: %s", group.name, day, message)
+    lead = _day_lead(merged)
     start, end = day_bounds(day, config.site_timezone)
     run_record = RunRecord(
         dag_id=run.dag_id, run_id=run.run_id, sensor_group=group.name, partition_date=day,
         site_timezone=config.site_timezone, data_start=start, data_end=end,
-        model_version_id=version_id, threshold=threshold, n_rows=len(scores.timestamps),
-        n_windows=len(scores.window_starts), n_anomalous_points=int(len(point_idx)),
-        n_events=len(events), quality_json=_quality(config, group, day), drift=drift,
+        model_version_id=lead.model_version_id, threshold=lead.threshold,
+        n_rows=len(merged.timestamps), n_windows=sum(u.n_windows for u in merged.units),
+        n_anomalous_points=int(len(point_idx)), n_events=len(events),
+        quality_json=_quality(config, group, day), drift=drift,
         status="drift" if drift else "ok", message=message, started_at=started,
         finished_at=datetime.now(timezone.utc))
-    plots = _plots(config, group, day, detector, version_id, frame, scores, events)
-    event_records = [_event_record(e, group.name, day, version_id, plot)
-                     for e, plot in zip(events, plots, strict=True)]
-    points = _point_records(scores, point_idx, channels, threshold, group, day, version_id)
+    plots = _plots(config, group, day, merged, events)
+    event_records = []
+    for event, plot in zip(events, plots, strict=True):
+        score, threshold, version_id = merged.source(merged.timestamps.get_loc(event.peak_time))
+        stored = dataclasses.replace(event, peak_score=score, threshold=threshold)
+        event_records.append(_event_record(stored, group.name, day, version_id, plot))
+    points = _point_records(merged, point_idx, merged.channels, merged.threshold, group, day,
+                            lead.model_version_id, source=merged.source)
     run_pk = _retrying(lambda: write_partition(engine, run_record, event_records, points),
                        f"writing {group.name} {day} to {_shown(engine)}")
     return {"detection_run_id": run_pk, "n_events": len(events), "n_points": len(points),
-            "drift": drift, "model_version_id": version_id, "threshold": threshold}
+            "drift": drift, "model_version_id": lead.model_version_id,
+            "threshold": lead.threshold}
 
 
-def _plots(config: TsadConfig, group: GroupConfig, day: date, detector: Any, version_id: str,
-           frame: Any, scores: Any, events: list[Any]) -> list[str | None]:
-    """One PNG per event (see ``tsad.plots``); a plot that fails is logged, never loses records."""
+def _day_lead(merged: Any) -> Any:
+    """The unit named on the run row: the only one, or the shard with the day's highest
+    severity (a shard that drifted is not considered unless all did)."""
+    import numpy as np
+
+    if len(merged.units) == 1:
+        return merged.units[0]
+    candidates = [u for u in merged.units if not u.drift] or merged.units
+
+    def peak(unit: Any) -> float:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = unit.aggregate / unit.threshold
+        finite = ratio[np.isfinite(ratio)]
+        return float(finite.max()) if finite.size else -np.inf
+
+    return max(candidates, key=peak)
+
+
+def _run_message(merged: Any) -> str:
+    """The run row's message: drift, and for a sharded group every shard's model version."""
+    if len(merged.units) == 1:
+        return merged.units[0].drift_message if merged.drifted else ""
+    shards = "shards: " + ", ".join(u.model_version_id for u in merged.units)
+    return "; ".join([shards, *(f"{u.label}: {u.drift_message}" for u in merged.drifted)])
+
+
+def _plots(config: TsadConfig, group: GroupConfig, day: date, merged: Any,
+           events: list[Any]) -> list[str | None]:
+    """One PNG per event (see ``tsad.plots``); a plot that fails is logged, never loses records.
+
+    The readings are read only when there are events, and only the columns of the units the
+    events involve (a run without events only removes an earlier run's stale plots)."""
+    from tsad.partitions import read_partition
     from tsad.plots import plot_events
 
-    if frame is None:
-        return [None] * len(events)
     try:
-        return list(plot_events(detector, frame, scores, events, data_dir=config.data_dir,
-                                group=group.name, day=day, model_version=version_id))
+        detector, frame, shown = None, None, ""
+        if events:
+            detector, shown = _plot_detector(group, merged, events)
+            frame = read_partition(config.data_dir, group.name, day, detector.channels)
+        return list(plot_events(detector, frame, merged, events, data_dir=config.data_dir,
+                                group=group.name, day=day, model_version=shown))
     except Exception:  # noqa: BLE001 - a picture must not block the records
         log.exception("group %s %s: rendering the event plots failed; events keep no plot",
                       group.name, day)
         return [None] * len(events)
+
+
+def _plot_detector(group: GroupConfig, merged: Any, events: list[Any]) -> tuple[Any, str]:
+    """The detector the plots reconstruct with, and the model version(s) their titles name: the
+    unit's own, or a view over the shards that lead an event or own one of its top channels."""
+    from tsad import registry
+    from tsad.merge import ShardedView
+
+    def loaded(unit: Any) -> Any:
+        if unit.detector is None:
+            unit.detector = registry.load_detector(registry.version_at(unit.model_path),
+                                                   unit.channels)
+        return unit.detector
+
+    if len(merged.units) == 1:
+        return loaded(merged.units[0]), merged.units[0].model_version_id
+    leads = {int(merged.lead[merged.timestamps.get_loc(e.peak_time)]) for e in events}
+    tops = {name for e in events for name, _ in e.top_channels}
+    needed = [u for k, u in enumerate(merged.units) if k in leads or tops & set(u.channels)]
+    shown = ", ".join(merged.units[k].model_version_id for k in sorted(leads))
+    return ShardedView(group, [loaded(u) for u in needed]), shown
 
 
 def _event_record(event: Any, group: str, day: date, version_id: str,
@@ -256,8 +440,13 @@ def _event_record(event: Any, group: str, day: date, version_id: str,
 
 
 def _point_records(scores: Any, idx: Any, channels: list[str], threshold: float,
-                   group: GroupConfig, day: date, version_id: str) -> list[Any]:
-    """One row per anomalous timestamp and top contributing channel (public contract: README)."""
+                   group: GroupConfig, day: date, version_id: str,
+                   source: Any = None) -> list[Any]:
+    """One row per anomalous timestamp and top contributing channel (public contract: README).
+
+    ``source(i)`` gives timestamp ``i``'s stored ``(score, threshold, model_version_id)`` when
+    they vary by row (merged shards: the lead shard's); by default they are ``aggregate[i]``,
+    ``threshold`` and ``version_id``."""
     import numpy as np
 
     from tsad.storage.records import PointRecord
@@ -270,12 +459,13 @@ def _point_records(scores: Any, idx: Any, channels: list[str], threshold: float,
     records = []
     for row, i in enumerate(idx):
         ts = scores.timestamps[i].to_pydatetime()
-        score = float(scores.aggregate[i])
+        score, limit, version = ((float(scores.aggregate[i]), threshold, version_id)
+                                 if source is None else source(i))
         for c in top[row]:
             records.append(PointRecord(
                 sensor_group=group.name, partition_date=day, channel=channels[c], ts=ts,
-                score=score, threshold=threshold, severity=score / threshold,
-                contribution=round(float(share[row, c]), 6), model_version_id=version_id))
+                score=score, threshold=limit, severity=score / limit,
+                contribution=round(float(share[row, c]), 6), model_version_id=version))
     return records
 
 
@@ -358,13 +548,21 @@ def _plot_url(base_url: str, data_dir: str, event: dict[str, Any]) -> str | None
 
 def run_day(config: TsadConfig, day: date, groups: list[str] | None = None, *,
             force_retrain: bool = False, run: RunInfo = RunInfo()) -> list[dict[str, Any]]:
-    """Every step for every selected group, in order: what the DAG does, without Airflow."""
+    """Every step for every selected group, in order: what the DAG does, without Airflow (a
+    sharded group's shards one after the other, in this process)."""
+    from tsad.shards import shard_numbers
+
     results = []
     for name in groups or [g.name for g in config.groups]:
         extracted = extract(config, name, day)
-        model = ensure_model(config, name, day, force_retrain=force_retrain, run=run)
-        detected = detect(config, name, day, model["path"], run=run)
+        numbers = shard_numbers(config.group(name))
+        models = [ensure_model(config, name, day, shard=s, force_retrain=force_retrain, run=run)
+                  for s in numbers]
+        units = [score(config, name, day, m["path"], shard=s, run=run)
+                 for s, m in zip(numbers, models, strict=True)]
+        detected = record(config, name, day, units, run=run)
         alerted = alert(config, name, day)
+        model = models[0] if numbers == [None] else {"models": models}
         results.append({"group": name, "day": day.isoformat(), **extracted, **model, **detected,
                         "alert": alerted})
     return results

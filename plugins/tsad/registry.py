@@ -1,5 +1,8 @@
 """The model registry: one immutable folder per version under ``{models_dir}/{group}/vNNNN``.
 
+A sharded group (``groups[].shards``, see ``tsad.shards``) keeps one registry per shard,
+``{models_dir}/{group}/sNN/vNNNN``, with ids ``group/sNN/vNNNN``; its manifest names the shard.
+
 A version holds ``config.json`` (the group config it was trained with), ``weights.safetensors``
 (the ``state_dict``), ``state.json`` (scaler, threshold, metrics) and ``manifest.json`` (sha256 of
 each file, training range, code version). It is written to a temporary folder and renamed into
@@ -37,6 +40,7 @@ from tsad.config import GroupConfig, group_config_from_dict
 from tsad.errors import ModelError
 
 VERSION_DIR = re.compile(r"^v(\d{4,})$")
+SHARD_DIR = re.compile(r"^s(\d{2,})$")
 FILES = ("config.json", "weights.safetensors", "state.json")
 TMP_PREFIX = ".tmp-"
 CLAIM = ".claim"
@@ -50,10 +54,17 @@ class ModelVersion:
     version: int
     path: fs.Location  # a Path, or a URL string when the registry is in object storage
     manifest: dict[str, Any]
+    shard: int | None = None  # a sharded group's shard number (``tsad.shards``)
+
+    @property
+    def owner(self) -> str:
+        """Whose model this is: the group, or ``group/sNN`` for a shard's model (the
+        ``model_version.sensor_group`` it is recorded under)."""
+        return self.group if self.shard is None else f"{self.group}/s{self.shard:02d}"
 
     @property
     def id(self) -> str:
-        return f"{self.group}/v{self.version:04d}"
+        return f"{self.owner}/v{self.version:04d}"
 
     @property
     def training_end(self) -> date:
@@ -75,45 +86,59 @@ def model_config_hash(group: GroupConfig) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
 
 
-def list_versions(models_dir: str | Path, group: str) -> list[ModelVersion]:
-    """Published versions of ``group``, oldest first (temporary folders are ignored)."""
+def _parts(group: str, shard: int | None) -> tuple[str, ...]:
+    """The registry folder of a group (or of one of its shards) below ``models_dir``."""
+    return (group,) if shard is None else (group, f"s{shard:02d}")
+
+
+def list_versions(models_dir: str | Path, group: str,
+                  shard: int | None = None) -> list[ModelVersion]:
+    """Published versions of ``group`` (or of its ``shard``), oldest first (temporary folders
+    and, for the group, its shards' folders are ignored)."""
     if fs.is_remote(models_dir):
-        return _list_remote(str(fs.location(models_dir, group)), group)
-    root = Path(fs.location(models_dir)) / group
+        return _list_remote(str(fs.location(models_dir, *_parts(group, shard))), group, shard)
+    root = Path(fs.location(models_dir)).joinpath(*_parts(group, shard))
     versions = []
     for child in sorted(root.iterdir()) if root.is_dir() else []:
         match = VERSION_DIR.match(child.name)
         if match and (child / "manifest.json").is_file():
             manifest = json.loads((child / "manifest.json").read_text())
-            versions.append(ModelVersion(group, int(match.group(1)), child, manifest))
+            versions.append(ModelVersion(group, int(match.group(1)), child, manifest, shard))
     return sorted(versions, key=lambda v: v.version)
 
 
-def _list_remote(root: str, group: str) -> list[ModelVersion]:
+def _list_remote(root: str, group: str, shard: int | None) -> list[ModelVersion]:
     versions = []
     for url in fs.glob(root, "v*/manifest.json"):
         folder = fs.parent(url)
         match = VERSION_DIR.match(fs.name(folder))
         if match:
             manifest = json.loads(fs.read_bytes(url))
-            versions.append(ModelVersion(group, int(match.group(1)), folder, manifest))
+            versions.append(ModelVersion(group, int(match.group(1)), folder, manifest, shard))
     return sorted(versions, key=lambda v: v.version)
 
 
 def version_at(model_path: str | Path) -> ModelVersion:
-    """The published version stored at ``model_path`` (a ``ModelVersion.path``, as a string)."""
+    """The published version stored at ``model_path`` (a ``ModelVersion.path``, as a string).
+
+    Its manifest says whose it is (group, and shard for a shard's model), so a group named like
+    a shard folder (``s01``) is never mistaken for one.
+    """
     folder = fs.location(model_path)
-    group_dir = fs.parent(folder)
-    models_dir = fs.parent(group_dir)
-    for version in list_versions(models_dir, fs.name(group_dir)):
-        if version.path == folder:
-            return version
-    raise ModelError(f"no published model version at {model_path}; run ensure_model first")
+    match = VERSION_DIR.match(fs.name(folder))
+    manifest_file = fs.location(folder, "manifest.json")
+    if match is None or not fs.is_file(manifest_file):
+        raise ModelError(f"no published model version at {model_path}; run ensure_model first")
+    manifest = json.loads(fs.read_bytes(manifest_file))
+    shard = manifest.get("shard")
+    return ModelVersion(str(manifest["group"]), int(match.group(1)), folder, manifest,
+                        None if shard is None else int(shard))
 
 
-def select_version(models_dir: str | Path, group: str, day: date) -> ModelVersion | None:
+def select_version(models_dir: str | Path, group: str, day: date,
+                   shard: int | None = None) -> ModelVersion | None:
     """The newest version trained only on days before ``day``: re-runs and backfills stay stable."""
-    usable = [v for v in list_versions(models_dir, group) if v.training_end < day]
+    usable = [v for v in list_versions(models_dir, group, shard) if v.training_end < day]
     return usable[-1] if usable else None
 
 
@@ -133,31 +158,35 @@ def retrain_reason(version: ModelVersion | None, group: GroupConfig, day: date,
 
 
 def publish(models_dir: str | Path, detector: Any, training_start: date, training_end: date,
-            created_by_run: str) -> ModelVersion:
-    """Write ``detector`` as the next version of its group, atomically; returns the new version."""
+            created_by_run: str, shard: int | None = None) -> ModelVersion:
+    """Write ``detector`` as the next version of its group (or of the group's ``shard``: the
+    detector is then trained on the shard's channels), atomically; returns the new version."""
     group = detector.group
+    parts = _parts(group.name, shard)
     if fs.is_remote(models_dir):
         with fs.local_scratch("tsad-model-") as scratch:
             manifest = _write_version(Path(scratch), detector, training_start, training_end,
-                                      created_by_run)
-            return _publish_remote(Path(scratch), str(fs.location(models_dir, group.name)),
-                                   group.name, manifest)
-    root = Path(fs.location(models_dir)) / group.name
+                                      created_by_run, shard)
+            return _publish_remote(Path(scratch), str(fs.location(models_dir, *parts)),
+                                   group.name, manifest, shard)
+    root = Path(fs.location(models_dir)).joinpath(*parts)
     root.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(root)
     tmp = root / f"{TMP_PREFIX}{_host()}-{os.getpid()}-{uuid.uuid4().hex}"
     tmp.mkdir()
     try:
-        manifest = _write_version(tmp, detector, training_start, training_end, created_by_run)
+        manifest = _write_version(tmp, detector, training_start, training_end, created_by_run,
+                                  shard)
         _fsync_dir(tmp)
-        return _rename_into_place(tmp, root, group.name, manifest)
+        return _rename_into_place(tmp, Path(fs.location(models_dir)), group.name, manifest,
+                                  shard)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
 def _write_version(tmp: Path, detector: Any, training_start: date, training_end: date,
-                   created_by_run: str) -> dict[str, Any]:
+                   created_by_run: str, shard: int | None = None) -> dict[str, Any]:
     """Write a version's files into the local folder ``tmp``; returns its manifest."""
     from safetensors.torch import save_file
 
@@ -180,11 +209,14 @@ def _write_version(tmp: Path, detector: Any, training_start: date, training_end:
         "metrics": detector.metrics_,
         "files": {name: _sha256(tmp / name) for name in FILES},
     }
+    if shard is not None:  # an unsharded group's manifest keeps its keys as they were
+        manifest["shard"] = shard
     _write_json(tmp / "manifest.json", manifest)
     return manifest
 
 
-def _publish_remote(local: Path, root: str, group: str, manifest: dict[str, Any]) -> ModelVersion:
+def _publish_remote(local: Path, root: str, group: str, manifest: dict[str, Any],
+                    shard: int | None = None) -> ModelVersion:
     """Claim the next free number with a conditional write, upload the files, manifest last."""
     taken = [int(m.group(1)) for url in fs.glob(root, "v*/*")
              if (m := VERSION_DIR.match(fs.name(fs.parent(url))))]
@@ -195,7 +227,7 @@ def _publish_remote(local: Path, root: str, group: str, manifest: dict[str, Any]
     target = str(fs.location(root, f"v{number:04d}"))
     for name in (*FILES, "manifest.json"):  # the manifest last: it makes the version visible
         fs.upload(local / name, str(fs.location(target, name)))
-    return ModelVersion(group, number, target, manifest)
+    return ModelVersion(group, number, target, manifest, shard)
 
 
 def remove_stale_tmp(root: Path) -> list[Path]:
@@ -266,14 +298,16 @@ def _load_from(version: ModelVersion, folder: Path, channels: list[str] | None) 
                          "retrain with force_retrain") from None
 
 
-def _rename_into_place(tmp: Path, root: Path, group: str, manifest: dict[str, Any]) -> ModelVersion:
-    existing = list_versions(root.parent, group)
+def _rename_into_place(tmp: Path, models_dir: Path, group: str, manifest: dict[str, Any],
+                       shard: int | None = None) -> ModelVersion:
+    root = models_dir.joinpath(*_parts(group, shard))
+    existing = list_versions(models_dir, group, shard)
     number = (existing[-1].version if existing else 0) + 1
     while True:
         target = root / f"v{number:04d}"
         try:
             os.rename(tmp, target)  # fails if target exists: versions are never overwritten
-            return ModelVersion(group, number, target, manifest)
+            return ModelVersion(group, number, target, manifest, shard)
         except OSError:
             if not target.exists():
                 raise
@@ -281,8 +315,12 @@ def _rename_into_place(tmp: Path, root: Path, group: str, manifest: dict[str, An
 
 
 def _group_dict(group: GroupConfig) -> dict[str, Any]:
-    """The group's config as stored with a model: the source URL's password is masked."""
+    """The group's config as stored with a model: the source URL's password is masked. A model
+    is trained on one unit's channels, so ``shards`` (always unset there) is left out and an
+    unsharded group's ``config.json`` reads as it did before shards existed."""
     data = dataclasses.asdict(group)
+    if data.get("shards") is None:
+        data.pop("shards", None)
     url = data.get("source", {}).get("url")
     if url:
         from tsad.storage.engine import describe

@@ -66,6 +66,16 @@ def list_groups(context: Any) -> list[str]:
     return [n for n in names if n in wanted]
 
 
+def list_units(groups: list[str], context: Any) -> list[dict[str, Any]]:
+    """The units of work of the selected groups, ``{"group", "shard"}`` each (shard ``None``
+    for an unsharded group), in config order: ensure_model and score map over them."""
+    from tsad.shards import shard_numbers
+
+    config = load_config()
+    return [{"group": name, "shard": shard}
+            for name in groups for shard in shard_numbers(config.group(name))]
+
+
 def extract(group: str, context: Any) -> dict[str, Any]:
     from tsad import pipeline
 
@@ -73,31 +83,66 @@ def extract(group: str, context: Any) -> dict[str, Any]:
     return pipeline.extract(config, group, run_day(context, config), _source_url(config, group))
 
 
-def ensure_model(group: str, context: Any) -> dict[str, Any]:
-    from tsad import pipeline
+def _skip(message: str) -> None:
+    """End the task as skipped: its group already failed upstream (notified there, once)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    raise AirflowSkipException(message)
+
+
+def ensure_model(group: str, shard: int | None, context: Any) -> dict[str, Any]:
+    """One unit's model; the result carries the unit, so score can map over these results.
+    Skipped when the group's extract did not produce the day's partition."""
+    from tsad import fs, pipeline
+    from tsad.partitions import partition_path
 
     config = load_config()
+    day = run_day(context, config)
+    if not fs.is_file(partition_path(config.data_dir, group, day)):
+        _skip(f"group {group} {day}: no extracted partition (its extract failed); not training")
     force = bool((context.get("params") or {}).get("force_retrain", False))
-    return pipeline.ensure_model(config, group, run_day(context, config), force_retrain=force,
-                                 source_url=_source_url(config, group), db_url=_db_url(config),
-                                 run=_run_info(context))
+    result = pipeline.ensure_model(config, group, day, shard=shard,
+                                   force_retrain=force, source_url=_source_url(config, group),
+                                   db_url=_db_url(config), run=_run_info(context))
+    return {**result, "group": group, "shard": shard}
 
 
-def detect(group: str, model: dict[str, Any], context: Any) -> dict[str, Any]:
+def score(model: dict[str, Any], context: Any) -> dict[str, Any]:
+    """One unit's scores of the day, left in the run's scratch file (path in the result)."""
     from tsad import pipeline
 
     config = load_config()
-    return pipeline.detect(config, group, run_day(context, config), model["path"],
-                           db_url=_db_url(config), run=_run_info(context))
+    return pipeline.score_unit(config, model["group"], run_day(context, config), model["path"],
+                               shard=model["shard"], run=_run_info(context))
+
+
+def detect(group: str, context: Any) -> dict[str, Any]:
+    """Merge the group's unit scores of this run and write its records in one transaction.
+    Skipped (nothing written: a group's records are all its units or none) when a unit has no
+    scores from this run because its ensure_model or score failed."""
+    from tsad import pipeline
+
+    config = load_config()
+    day, run = run_day(context, config), _run_info(context)
+    missing = pipeline.unscored_units(config, group, day, run)
+    if missing:
+        _skip(f"group {group} {day}: no scores of {missing} from this run (their ensure_model "
+              "or score task failed); records left as they were")
+    return pipeline.record_units(config, group, day, db_url=_db_url(config), run=run)
 
 
 def alert(group: str, context: Any) -> dict[str, Any]:
+    """The group's digest; skipped when this run did not write the group's records (its detect
+    failed or skipped), so an earlier run's events are never sent again."""
     from tsad import pipeline
     from tsad.airflow_layer.connections import smtp_settings, webhook_url
 
     config = load_config()
+    day, run = run_day(context, config), _run_info(context)
+    if not pipeline.records_written_by(config, group, day, run.run_id, db_url=_db_url(config)):
+        _skip(f"group {group} {day}: this run wrote no records; nothing to alert")
     routes = config.group(group).alerts
     smtp = smtp_settings(routes.email_conn_id) if routes.email_conn_id else None
     hook = webhook_url(routes.slack_conn_id) if routes.slack_conn_id else None
-    return pipeline.alert(config, group, run_day(context, config), db_url=_db_url(config),
-                          smtp=smtp, webhook_url=hook)
+    return pipeline.alert(config, group, day, db_url=_db_url(config), smtp=smtp,
+                          webhook_url=hook)
