@@ -18,15 +18,14 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from tsad import pipeline
+from tsad import day_records
 from tsad.config import GroupConfig, from_dict
 from tsad.dates import day_bounds
 from tsad.detector import Detector
 from tsad.errors import DataError, SourceError
 from tsad.events import find_events, flagged_points
-from tsad.partitions import read_partition
 from tsad.extract import extract_day
+from tsad.partitions import read_partition
 
 STEP = 600
 CHANNELS = ["a", "b"]
@@ -149,10 +148,10 @@ def test_random_days_give_documented_errors_or_records_inside_the_day(
     threshold = float(np.quantile(finite, 0.5)) or 1e-9  # flag half: plenty of events to check
     events = find_events(scores.timestamps, scores.aggregate, scores.point_scores, CHANNELS,
                          threshold, group.events)
-    points = pipeline._point_records(scores, flagged_points(scores.aggregate, threshold,
+    points = day_records._point_records(scores, flagged_points(scores.aggregate, threshold,
                                                             group.events),
                                      CHANNELS, threshold, group, day, "g/v0001")
-    records = [pipeline._event_record(e, "g", day, "g/v0001") for e in events]
+    records = [day_records._event_record(e, "g", day, "g/v0001") for e in events]
     for record in records:
         assert record.partition_date == day
         for moment in (record.start_ts, record.end_ts, record.peak_ts):

@@ -1,0 +1,168 @@
+"""One group-day's anomaly records, built from its merged scores: the run row, events, points.
+
+What the public tables hold (README, *Tables*): every event and anomalous point carries the
+score, threshold and model version of the unit that leads it, so severity = score / threshold
+holds row by row for sharded groups too. ``tsad.pipeline`` writes them in one transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from tsad.config import GroupConfig, TsadConfig
+from tsad.dates import day_bounds
+from tsad.events import find_events, flagged_points
+from tsad.storage.records import EventRecord, PointRecord, RunRecord
+
+log = logging.getLogger("tsad.pipeline")
+
+
+@dataclass(frozen=True)
+class DayRecords:
+    """What replaces a (group, day)'s records."""
+
+    run: RunRecord
+    events: list[EventRecord]
+    points: list[PointRecord]
+
+
+def build_records(config: TsadConfig, group: GroupConfig, day: date, merged: Any, dag_id: str,
+                  run_id: str, started: datetime, quality: dict[str, Any]) -> DayRecords:
+    """The run row, events (with plots) and points of ``merged`` (``tsad.merge``) scores."""
+    drift = bool(merged.drifted)
+    if len(merged.drifted) == len(merged.units):  # the whole group drifted: no events
+        events, point_idx = [], np.empty(0, dtype=np.int64)
+    else:
+        events = find_events(merged.timestamps, merged.aggregate, merged.point_scores,
+                             merged.channels, merged.threshold, group.events)
+        point_idx = flagged_points(merged.aggregate, merged.threshold, group.events)
+    lead = _day_lead(merged)
+    start, end = day_bounds(day, config.site_timezone)
+    run = RunRecord(
+        dag_id=dag_id, run_id=run_id, sensor_group=group.name, partition_date=day,
+        site_timezone=config.site_timezone, data_start=start, data_end=end,
+        model_version_id=lead.model_version_id, threshold=lead.threshold,
+        n_rows=len(merged.timestamps), n_windows=sum(u.n_windows for u in merged.units),
+        n_anomalous_points=int(len(point_idx)), n_events=len(events), quality_json=quality,
+        drift=drift, status="drift" if drift else "ok", message=_run_message(merged),
+        started_at=started, finished_at=datetime.now(timezone.utc))
+    plots = _plots(config, group, day, merged, events)
+    event_records = []
+    for event, plot in zip(events, plots, strict=True):
+        score, threshold, version_id = merged.source(merged.timestamps.get_loc(event.peak_time))
+        stored = dataclasses.replace(event, peak_score=score, threshold=threshold)
+        event_records.append(_event_record(stored, group.name, day, version_id, plot))
+    points = _point_records(merged, point_idx, merged.channels, merged.threshold, group, day,
+                            lead.model_version_id, source=merged.source)
+    return DayRecords(run, event_records, points)
+
+
+def _day_lead(merged: Any) -> Any:
+    """The unit named on the run row: the only one, or the shard with the day's highest
+    severity (a shard that drifted is not considered unless all did)."""
+    if len(merged.units) == 1:
+        return merged.units[0]
+    candidates = [u for u in merged.units if not u.drift] or merged.units
+
+    def peak(unit: Any) -> float:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = unit.aggregate / unit.threshold
+        finite = ratio[np.isfinite(ratio)]
+        return float(finite.max()) if finite.size else -np.inf
+
+    return max(candidates, key=peak)
+
+
+def _run_message(merged: Any) -> str:
+    """The run row's message: drift, and for a sharded group every shard's model version."""
+    if len(merged.units) == 1:
+        return merged.units[0].drift_message if merged.drifted else ""
+    shards = "shards: " + ", ".join(u.model_version_id for u in merged.units)
+    return "; ".join([shards, *(f"{u.label}: {u.drift_message}" for u in merged.drifted)])
+
+
+def _plots(config: TsadConfig, group: GroupConfig, day: date, merged: Any,
+           events: list[Any]) -> list[str | None]:
+    """One PNG per event (see ``tsad.plots``); a plot that fails is logged, never loses records.
+
+    The readings are read only when there are events, and only the columns of the units the
+    events involve (a run without events only removes an earlier run's stale plots)."""
+    from tsad.partitions import read_partition
+    from tsad.plots import plot_events
+
+    try:
+        detector, frame, shown = None, None, ""
+        if events:
+            detector, shown = _plot_detector(group, merged, events)
+            frame = read_partition(config.data_dir, group.name, day, detector.channels)
+        return list(plot_events(detector, frame, merged, events, data_dir=config.data_dir,
+                                group=group.name, day=day, model_version=shown))
+    except Exception:  # noqa: BLE001 - a picture must not block the records
+        log.exception("group %s %s: rendering the event plots failed; events keep no plot",
+                      group.name, day)
+        return [None] * len(events)
+
+
+def _plot_detector(group: GroupConfig, merged: Any, events: list[Any]) -> tuple[Any, str]:
+    """The detector the plots reconstruct with, and the model version(s) their titles name: the
+    unit's own, or a view over the shards that lead an event or own one of its top channels."""
+    from tsad import registry
+    from tsad.merge import ShardedView
+
+    def loaded(unit: Any) -> Any:
+        if unit.detector is None:
+            unit.detector = registry.load_detector(registry.version_at(unit.model_path),
+                                                   unit.channels)
+        return unit.detector
+
+    if len(merged.units) == 1:
+        return loaded(merged.units[0]), merged.units[0].model_version_id
+    leads = {int(merged.lead[merged.timestamps.get_loc(e.peak_time)]) for e in events}
+    tops = {name for e in events for name, _ in e.top_channels}
+    needed = [u for k, u in enumerate(merged.units) if k in leads or tops & set(u.channels)]
+    shown = ", ".join(merged.units[k].model_version_id for k in sorted(leads))
+    return ShardedView(group, [loaded(u) for u in needed]), shown
+
+
+def _event_record(event: Any, group: str, day: date, version_id: str,
+                  plot_path: str | None = None) -> Any:
+    return EventRecord(
+        sensor_group=group, partition_date=day, start_ts=event.start.to_pydatetime(),
+        end_ts=event.end.to_pydatetime(), peak_ts=event.peak_time.to_pydatetime(),
+        peak_score=float(event.peak_score), threshold=float(event.threshold),
+        severity=float(event.severity), n_points=int(event.n_points),
+        top_channels_json=[{"channel": c, "contribution": round(float(w), 6)}
+                           for c, w in event.top_channels],
+        model_version_id=version_id, plot_path=plot_path)
+
+
+def _point_records(scores: Any, idx: Any, channels: list[str], threshold: float,
+                   group: GroupConfig, day: date, version_id: str,
+                   source: Any = None) -> list[Any]:
+    """One row per anomalous timestamp and top contributing channel (public contract: README).
+
+    ``source(i)`` gives timestamp ``i``'s stored ``(score, threshold, model_version_id)`` when
+    they vary by row (merged shards: the lead shard's); by default they are ``aggregate[i]``,
+    ``threshold`` and ``version_id``."""
+    if len(idx) == 0:
+        return []
+    per_channel = scores.point_scores[idx]
+    share = per_channel / np.maximum(per_channel.sum(axis=1, keepdims=True), 1e-12)
+    top = np.argsort(-per_channel, axis=1)[:, : group.events.top_channels]
+    records = []
+    for row, i in enumerate(idx):
+        ts = scores.timestamps[i].to_pydatetime()
+        score, limit, version = ((float(scores.aggregate[i]), threshold, version_id)
+                                 if source is None else source(i))
+        for c in top[row]:
+            records.append(PointRecord(
+                sensor_group=group.name, partition_date=day, channel=channels[c], ts=ts,
+                score=score, threshold=limit, severity=score / limit,
+                contribution=round(float(share[row, c]), 6), model_version_id=version))
+    return records
