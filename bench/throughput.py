@@ -51,13 +51,13 @@ from tsad.config import (GroupConfig, ModelConfig, SourceConfig, WindowConfig,  
                          group_config_from_dict)
 from tsad.detector import LEGACY_RULE, Detector, smoothing_rows  # noqa: E402
 from tsad.device import use_cpu_threads  # noqa: E402
-from tsad.networks import build_network  # noqa: E402
+from tsad.networks import build_detector_network, build_network  # noqa: E402
 from tsad.scaling import ChannelScaler  # noqa: E402
-from tsad.scoring import batch_windows, score_series  # noqa: E402
+from tsad.scoring import batch_windows  # noqa: E402
 from tsad.streaming import score_parquet, score_partition  # noqa: E402
 from tsad.thresholds import make_threshold  # noqa: E402
 from tsad.training import train  # noqa: E402
-from tsad.windows import channels_first, gather_windows  # noqa: E402
+from tsad.windows import gather_windows  # noqa: E402
 
 LENGTH = 64
 CHANNELS = 30
@@ -265,8 +265,7 @@ def model_rate(network: torch.nn.Module, channels: int, device: str = "cpu", sec
     """Windows/s of the forward pass alone at tsad's batch size and memory layout."""
     batch = batch or batch_windows(LENGTH, channels)
     data = torch.randn(batch * 8 + LENGTH, channels, device=device)
-    x = gather_windows(data, torch.arange(0, batch * 8, 8, device=device), LENGTH,
-                       channels_first(network))
+    x = gather_windows(data, torch.arange(0, batch * 8, 8, device=device), LENGTH)
     network = network.to(device).eval()
     with torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16, enabled=amp):
         network(x)
@@ -296,7 +295,7 @@ def rss_child(argv: list[str]) -> None:
     net, scaler, names = detector.network_, detector.scaler_, group.channels
     stride = group.window.stride
     if length != LENGTH:  # same model family, another window length (memory only)
-        net, stride = build_network(group.model, len(names), length).eval(), length // 8
+        net, stride = build_detector_network(group.model, len(names), length).eval(), length // 8
 
     def run(path: Path) -> None:
         if kind == "tsad":  # Parquet -> streamed errors -> the detector's score rule
@@ -478,7 +477,7 @@ def main() -> None:
         if kind == group.model.kind:
             continue
         torch.manual_seed(0)
-        other_net = build_network(ModelConfig(kind=kind), CHANNELS, LENGTH).eval()
+        other_net = build_detector_network(ModelConfig(kind=kind), CHANNELS, LENGTH).eval()
         seconds, _ = median_time(lambda: detector.postprocess(
             score_parquet(other_net, path, names, LENGTH, stride, scaler), inplace=True),
             max(1, repeats // 2))
@@ -568,7 +567,7 @@ def main() -> None:
     e2e_windows = results[f"tsad_{large_n}"]["windows"] / results[f"tsad_{large_n}"]["seconds"]
     for kind in dict.fromkeys(("conv1d", "dense", group.model.kind)):
         cfg = ModelConfig(kind=kind)
-        model = net if kind == group.model.kind else build_network(cfg, CHANNELS, LENGTH).eval()
+        model = net if kind == group.model.kind else build_detector_network(cfg, CHANNELS, LENGTH).eval()
         flops = flops_per_window(model, CHANNELS)
         peaks, rates = [], []
         for _ in range(repeats):
@@ -603,7 +602,7 @@ def main() -> None:
         rule = {**LEGACY_RULE, "smoothing_rows": smoothing_rows(day_group.threshold, 1),
                 "aggregate": day_group.threshold.aggregate}
         detectors.append((path, Detector(day_group, ChannelScaler.fit(raw),
-                                         build_network(day_group.model, DAY_GROUP, LENGTH).eval(),
+                                         build_detector_network(day_group.model, DAY_GROUP, LENGTH).eval(),
                                          make_threshold(day_group.threshold), {}, rule)))
     seconds, _ = median_time(lambda: [score_partition(d, p) for p, d in detectors],
                              max(1, repeats // 2))
@@ -685,7 +684,7 @@ def gpu_rows(table: Table, results: dict[str, Any], group: GroupConfig, scaler: 
     peak = matmul_flops("cuda", torch.bfloat16, 8192)
     table.add(f"GPU bf16 matmul ({name})", f"{peak / 1e12:.0f} TFLOP/s", "measured, 8192^3")
     for kind in dict.fromkeys(("conv1d", "dense", group.model.kind)):
-        net = build_network(ModelConfig(kind=kind), CHANNELS, LENGTH).eval()
+        net = build_detector_network(ModelConfig(kind=kind), CHANNELS, LENGTH).eval()
         flops = flops_per_window(net, CHANNELS)
         rate = model_rate(net, CHANNELS, device="cuda", seconds=3.0, batch=65536, amp=True)
         cpu_rate = results[f"flops_{kind}"]["windows_per_s"]

@@ -107,7 +107,6 @@ def plant(tmp_path: Path, receivers: tuple[Inbox, int, str],
     _, smtp_port, http = receivers
     raw = small_plant(tmp_path)
     raw["groups"] = raw["groups"][:1]
-    raw["groups"][0]["threshold"] = {"effective_samples": 0}
     raw["groups"][0]["alerts"] = {
         "email_conn_id": "tsad_smtp", "email_to": ["ops@plant.example"],
         "slack_conn_id": "tsad_slack", "plot_base_url": f"{http}/plots",

@@ -10,12 +10,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from torch import nn
 
 from tsad import registry
 from tsad.config import GroupConfig, ModelConfig, SourceConfig, ThresholdConfig, WindowConfig
-from tsad.detector import LEGACY_RULE, Detector, moving_average, persistence_factor
+from tsad.detector import (LEGACY_RULE, Detector, discount_samples, moving_average,
+                           persistence_factor, training_seconds)
 from tsad.errors import ModelError
 from tsad.evaluation.metrics import average_precision
+from tsad.networks import CrossChannelBlend, build_detector_network
 
 
 @pytest.fixture(autouse=True)
@@ -148,7 +152,8 @@ def test_a_model_saved_before_score_rules_keeps_its_old_rule(fitted: Detector) -
 def test_tampered_or_missing_artifact_is_refused(fitted: Detector, tmp_path: Path) -> None:
     version = registry.publish(tmp_path, fitted, date(2026, 1, 1), date(2026, 1, 2), "test-run")
     weights = version.path / "weights.safetensors"
-    weights.write_bytes(weights.read_bytes()[:-1] + b"\x00")
+    data = weights.read_bytes()
+    weights.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # flip the last byte
     with pytest.raises(ModelError, match="does not match its manifest checksum"):
         registry.load_detector(version)
     weights.unlink()
@@ -166,3 +171,83 @@ def test_version_selection_never_uses_a_model_trained_on_the_scored_day(fitted: 
     assert registry.retrain_reason(current, fitted.group, date(2026, 1, 10)) is None
     assert "days old" in registry.retrain_reason(current, fitted.group, date(2026, 1, 30))
     assert registry.retrain_reason(current, fitted.group, date(2026, 1, 10), force=True)
+
+
+def broken_correlation(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """Channel ``b`` mirrored about its mean for 120 rows: every value stays in its normal range,
+    only its relation to ``a`` and ``c`` breaks."""
+    frame = frame.copy()
+    labels = np.zeros(len(frame), dtype=bool)
+    segment = frame.iloc[400:520, 1]
+    frame.iloc[400:520, 1] = 2 * segment.mean() - segment
+    labels[400:520] = True
+    return frame, labels
+
+
+def test_a_broken_correlation_scores_high(fitted: Detector) -> None:
+    assert isinstance(fitted.network_, CrossChannelBlend)  # the default blends in the prediction
+    frame, labels = broken_correlation(synthetic(1000, seed=7))
+    scores = fitted.score(frame)
+    assert average_precision(scores.aggregate, labels) > 0.85
+    assert (scores.aggregate[~labels] > fitted.threshold).mean() < 0.02
+
+
+def test_cross_channel_prediction_by_hand() -> None:
+    """b = 2a, c independent. Behind an autoencoder that copies its input (the worst case), a
+    shift of b by 3 still leaves half of the prediction's miss: (0.5 * 3)² on b."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=5000)
+    series = np.stack([a, 2 * a + rng.normal(0, 0.01, 5000), rng.normal(size=5000)], axis=1)
+    blend = CrossChannelBlend(nn.Identity(), 3, weight=0.5)
+    blend.fit_predictor(series)
+    matrix = blend.predictor.numpy()
+    np.testing.assert_allclose(np.diag(matrix), 0.0, atol=1e-6)
+    assert matrix[0, 1] == pytest.approx(2.0, abs=0.01) and abs(matrix[2, 1]) < 0.01
+    window = torch.zeros(1, 4, 3)
+    window[..., 0], window[..., 1] = 1.0, 2.0  # on the normal relation: nothing to report
+    shifted = window.clone()
+    shifted[..., 1] += 3.0
+    with torch.inference_mode():
+        normal_error = ((blend(window) - window) ** 2).mean(dim=(0, 1))
+        shifted_error = ((blend(shifted) - shifted) ** 2).mean(dim=(0, 1))
+    assert float(normal_error.max()) < 1e-3
+    assert float(shifted_error[1]) == pytest.approx((0.5 * 3.0) ** 2, rel=0.02)
+    assert float(shifted_error[2]) < 1e-3  # the unrelated channel is not blamed
+
+
+def test_cross_channel_zero_is_the_plain_autoencoder() -> None:
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="cross_channel"):
+            ModelConfig(cross_channel=bad)
+    assert isinstance(build_detector_network(ModelConfig(), 3, 16), CrossChannelBlend)
+    plain = build_detector_network(ModelConfig(kind="conv1d", cross_channel=0.0), 3, 16)
+    assert not isinstance(plain, CrossChannelBlend)
+    assert not isinstance(build_detector_network(ModelConfig(), 1, 16), CrossChannelBlend)
+
+
+def test_a_model_saved_without_the_blend_loads_as_it_was() -> None:
+    old_group = group(epochs=2)
+    old_group = dataclasses.replace(old_group, model=dataclasses.replace(old_group.model,
+                                                                         cross_channel=0.0))
+    old = Detector.fit(old_group, synthetic(1500, seed=2), checkpoint=False)
+    loaded = Detector.from_state(group(epochs=2), old.state(), old.network_.state_dict())
+    assert not isinstance(loaded.network_, CrossChannelBlend)
+    frame = synthetic(300, seed=3)
+    np.testing.assert_array_equal(old.score(frame).point_scores, loaded.score(frame).point_scores)
+
+
+def test_slow_channel_discount_only_for_training_ranges_shorter_than_a_day() -> None:
+    cfg = ThresholdConfig()
+    assert discount_samples(cfg, 400.0) == cfg.effective_samples == 100.0
+    assert discount_samples(cfg, 3 * 86_400.0) == 0.0
+    assert discount_samples(ThresholdConfig(short_range_seconds=0), 400.0) == 0.0
+    index = pd.date_range("2026-01-01", periods=400, freq="1s", tz="UTC")
+    assert training_seconds(index, 1) == 400.0
+    frame = synthetic(1500, seed=2)
+    days = Detector.fit(group(epochs=2), frame, checkpoint=False)  # 25 hours of 1-minute rows
+    assert days.rule_["effective_samples"] == 0.0
+    short = frame.set_axis(pd.date_range("2026-01-01", periods=1500, freq="1s", tz="UTC",
+                                         name="timestamp"))
+    minutes = Detector.fit(dataclasses.replace(group(epochs=2), sampling_seconds=1), short,
+                           checkpoint=False)
+    assert minutes.rule_["effective_samples"] == 100.0

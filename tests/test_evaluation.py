@@ -13,9 +13,10 @@ import yaml
 
 from tsad.cli import main
 from tsad.errors import DataError
-from tsad.evaluation import (Confusion, Protocol, average_precision, confusion, evaluate_methods,
-                             format_markdown, format_table, load_labelled_dir, merge_rows,
-                             read_series, to_json)
+from tsad.evaluation import (Confusion, FileOutput, Protocol, Row, average_precision, confusion,
+                             evaluate_methods, format_markdown, format_table, load_labelled_dir,
+                             merge_rows, read_series, to_json)
+from tsad.evaluation.kinds import add_kinds, by_kind, format_kinds_markdown, read_kinds
 from tsad.evaluation.baselines import FlagAll, PcaT2Q, Persistence
 
 CHANNELS = ["a", "b", "c"]
@@ -130,8 +131,10 @@ def test_train_file_protocol_fits_once_and_scores_every_row(dataset: Path) -> No
     normal = read_series(dataset / "anomaly-free" / "anomaly-free.csv", require_labels=False)
     (row,) = evaluate_methods(load_labelled_dir(dataset), [Counting()], Protocol(train_file=normal))
     assert fits == [1500] and row.total.tp + row.total.fp == 3 * 700
+    assert [len(o.scores) for o in row.outputs] == [700] * 3 and row.outputs[0].flags.all()
     merged = merge_rows([row], [row])
     assert merged[0].total.tp == 2 * row.total.tp and len(merged[0].auc_prs) == 6
+    assert len(merged[0].outputs) == 6
 
 
 def test_reports() -> None:
@@ -183,3 +186,28 @@ def test_simulated_dataset_is_labelled_in_skab_format(tmp_path: Path) -> None:
         assert list(day.frame.columns) == list(normal.frame.columns)
         assert len(normal.frame) == len(day.frame) == 1440
         assert 0 < day.labels.mean() < 0.5  # 2-3 injected anomalies, minutes to hours long
+        kinds = read_kinds(g.kinds_file)[day.name]
+        np.testing.assert_array_equal(kinds != "", day.labels)
+        assert set(kinds[day.labels]) <= {"spike", "level_shift", "stuck", "correlation_break",
+                                          "noise"}
+
+
+def test_results_per_kind_by_hand() -> None:
+    kinds = {"d1.csv": np.array(["", "", "spike", "", "stuck", "stuck"], dtype=object),
+             "d2.csv": np.array(["", "spike", "", ""], dtype=object)}
+    row = Row("x", outputs=[
+        FileOutput("d1.csv", np.array([0.1, 0.2, 0.9, 0.3, 0.25, 0.05]),
+                   np.array([0, 0, 1, 0, 1, 0], bool)),
+        FileOutput("d2.csv", np.array([0.5, 0.4, 0.1, 0.2]), np.array([1, 0, 0, 0], bool))])
+    result = by_kind(row, kinds)
+    assert list(result) == ["spike", "stuck"]
+    # spike: ranked first in d1 (AP 1), second in d2 (AP 1/2); 1 of its 2 rows flagged
+    assert result["spike"].auc_pr == pytest.approx(0.75) and result["spike"].recall == 0.5
+    # stuck in d1, without the spike row: scores 0.25 (2nd of 5) and 0.05 (last): AP (1/2 + 2/5) / 2
+    assert result["stuck"].auc_pr == pytest.approx((1 / 2 + 2 / 5) / 2)
+    assert result["stuck"].recall == 0.5
+    total = by_kind(row, kinds)
+    add_kinds(total, result)
+    assert total["spike"].rows == 4 and len(total["spike"].auc_prs) == 4
+    table = format_kinds_markdown(["x"], [result])
+    assert "| spike | 0.75 / 0.50 |" in table

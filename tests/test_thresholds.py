@@ -158,3 +158,11 @@ def test_pot_on_a_heavy_tail_extrapolates_beyond_the_largest_error() -> None:
     assert t.note_ is None and t.xi_ == pytest.approx(0.3, abs=0.15)
     assert t.value_ > errors.max()
     assert t.value_ == pytest.approx(stats.genpareto.ppf(1 - 1e-5, 0.3), rel=0.5)
+
+
+def test_score_rule_settings_are_validated() -> None:
+    assert ThresholdConfig().short_range_seconds == 86_400.0 and ThresholdConfig().margin == 1.0
+    with pytest.raises(ValueError, match="short_range_seconds"):
+        ThresholdConfig(short_range_seconds=-1.0)
+    with pytest.raises(ValueError, match="effective_samples"):
+        ThresholdConfig(effective_samples=-1.0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from tsad.windows import PointAccumulator, valid_starts, window_starts, window_view
 
 
@@ -62,7 +61,6 @@ def test_unordered_batch_is_rejected() -> None:
 import torch  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-
 from tsad.windows import coverage_counts, fold_windows, gather_windows  # noqa: E402
 
 
@@ -75,17 +73,17 @@ def _naive_fold(n: int, starts: np.ndarray, errors: np.ndarray) -> np.ndarray:
 
 @settings(max_examples=150, deadline=None)
 @given(length=st.integers(2, 12), extra=st.integers(0, 60), stride=st.integers(1, 12),
-       drop=st.lists(st.integers(0, 80), max_size=6), channels_first=st.booleans(),
+       drop=st.lists(st.integers(0, 80), max_size=6), transposed=st.booleans(),
        seed=st.integers(0, 2**16))
 def test_fold_equals_window_by_window_addition(length: int, extra: int, stride: int,
-                                               drop: list[int], channels_first: bool,
+                                               drop: list[int], transposed: bool,
                                                seed: int) -> None:
     n = length + extra
     starts = window_starts(n, length, min(stride, length))
     starts = np.delete(starts, [d % len(starts) for d in drop][: len(starts) - 1])  # gaps
     errors = np.random.default_rng(seed).random((len(starts), length, 2)).astype(np.float32)
     source = torch.from_numpy(errors)
-    if channels_first:  # the memory layout the scorer uses for convolutional models
+    if transposed:  # errors in any memory layout (a model may return a strided view)
         source = torch.from_numpy(np.ascontiguousarray(errors.transpose(0, 2, 1))).transpose(1, 2)
     out = torch.zeros(n, 2)
     fold_windows(out, starts, source)
@@ -103,12 +101,11 @@ def test_fold_of_many_irregular_runs_uses_one_scatter_and_agrees() -> None:
     np.testing.assert_allclose(out.numpy(), _naive_fold(200, starts, errors))
 
 
-@pytest.mark.parametrize("channels_first", [False, True])
-def test_gather_copies_one_batch_with_the_view_values(channels_first: bool) -> None:
+def test_gather_copies_one_batch_with_the_view_values() -> None:
     series = np.random.default_rng(1).random((50, 3)).astype(np.float32)
     starts = np.array([0, 7, 20, 42])
-    batch = gather_windows(torch.from_numpy(series), torch.from_numpy(starts), 8, channels_first)
+    batch = gather_windows(torch.from_numpy(series), torch.from_numpy(starts), 8)
     assert batch.shape == (4, 8, 3)
     assert not np.shares_memory(batch.numpy(), series)
     np.testing.assert_array_equal(batch.numpy(), window_view(series, 8)[starts])
-    assert batch.transpose(1, 2).is_contiguous() == channels_first
+    assert batch.is_contiguous()

@@ -6,14 +6,21 @@ checks that it does not copy its input; both go into ``metrics`` and the trainin
 
 Score rule (``threshold.*`` settings; stored with the model, so an old model keeps its rule):
 
-1. Channels are standardised with the training scaler, the autoencoder reconstructs every window
-   and squared errors become per-timestamp, per-channel errors (``tsad.windows``).
+1. Channels are standardised with the training scaler, the network reconstructs every window
+   and squared errors become per-timestamp, per-channel errors (``tsad.windows``). With
+   ``model.cross_channel`` > 0 the reconstruction blends the autoencoder's with a linear
+   prediction of each channel from the others at the same timestep
+   (``tsad.networks.CrossChannelBlend``: the autoencoder is trained alone, the prediction is
+   fitted by least squares on the same training rows), so a channel that leaves the others
+   keeps an error the autoencoder's window code would have rebuilt away.
 2. Weights: ``normalise: mean`` divides each channel by its mean held-out error, so a one-channel
-   anomaly is not drowned by noisier channels. A channel whose training rows hold few independent
-   values, n_eff = n / (2 R) with persistence factor R = var(x) / (var(x[t] - x[t-1]) / 2), is
-   also divided by (effective_samples / n_eff)² when n_eff < effective_samples: a slow channel
-   (a temperature over a short training range) has not shown its normal range yet, so its later
-   levels are weak evidence. With days of training this rarely applies.
+   anomaly is not drowned by noisier channels. When the training range is shorter than
+   ``short_range_seconds`` (one day by default; ``discount_samples``), a channel whose training
+   rows hold few independent values, n_eff = n / (2 R) with persistence factor
+   R = var(x) / (var(x[t] - x[t-1]) / 2), is also divided by (effective_samples / n_eff)² when
+   n_eff < effective_samples: a slow channel (a temperature over minutes of a test bench) has
+   not shown its normal range yet, so its later levels are weak evidence. A day or more of
+   training has seen the daily cycle; discounting there would hide sustained level shifts.
 3. Smoothing: centred moving average over ``smoothing_seconds`` (rows = that / the group's
    ``sampling_seconds``; NaN ignored, uncovered points stay NaN): sustained departures stand out.
 4. Aggregate: ``max`` over channels (default) or ``mean``.
@@ -41,7 +48,7 @@ import torch
 from tsad.config import GroupConfig, ThresholdConfig
 from tsad.device import resolve_device
 from tsad.errors import DataError
-from tsad.networks import build_network
+from tsad.networks import CrossChannelBlend, build_detector_network
 from tsad.scaling import ChannelScaler
 from tsad.scoring import Scores, score_series
 from tsad.smoothing import apply_rule, moving_average  # noqa: F401 (re-exported: step 3)
@@ -110,28 +117,16 @@ class Detector:
                             f"{len(val_starts)} validation windows of length {length}; extend "
                             "'training.days' or fix the gaps")
         torch.manual_seed(model_cfg.seed)
-        network = build_network(model_cfg, len(group.channels), length).to(device)
+        network = build_detector_network(model_cfg, len(group.channels), length).to(device)
+        autoencoder = network.autoencoder if isinstance(network, CrossChannelBlend) else network
         key = f"{group.name}:{frame.index[0]}:{frame.index[-1]}" if checkpoint else None
-        report = train(network, series, train_starts, val_starts, length, model_cfg, device,
+        report = train(autoencoder, series, train_starts, val_starts, length, model_cfg, device,
                        checkpoint_key=key)
         network = network.cpu().eval()
-        rows = smoothing_rows(cfg, group.sampling_seconds)
-        rule = {"normalise": cfg.normalise, "effective_samples": cfg.effective_samples,
-                "smoothing_rows": rows, "aggregate": cfg.aggregate, "scope": cfg.scope}
-        detector = cls(group, scaler, network, make_threshold(cfg), {}, rule)
-        held_raw = detector.score_raw(series[split:], pd.DatetimeIndex(frame.index[split:]))
-        raw_errors = held_raw.point_scores[np.isfinite(held_raw.point_scores).all(axis=1)]
-        persistence = persistence_factor(series[:split])
-        detector.weights_ = channel_weights(raw_errors, persistence, split, cfg)
-        detector.rule_["shrink"] = shrink = math.sqrt(max(1.0, rows / length))
-        weighted = raw_errors * detector.weights_
-        if cfg.scope == "channel":
-            narrowed = weighted.mean(axis=0) + (weighted - weighted.mean(axis=0)) / shrink
-            detector.channel_thresholds_ = ChannelThresholds(cfg).fit(narrowed)
-            detector.threshold_ = FixedThreshold(1.0).fit(np.ones(1))
-        else:
-            single = detector._aggregate(weighted)
-            detector.threshold_.fit(single.mean() + (single - single.mean()) / shrink)
+        if isinstance(network, CrossChannelBlend):  # trained apart: the autoencoder alone
+            network.fit_predictor(series[:split])
+        detector = cls(group, scaler, network, make_threshold(cfg), {})
+        raw_errors = detector.calibrate(series, split, pd.DatetimeIndex(frame.index))
         model_error = float(np.mean(raw_errors))
         detector.metrics_ = {
             "device": str(device), "epochs_run": report.epochs_run, "best_epoch": report.best_epoch,
@@ -139,11 +134,35 @@ class Detector:
             "val_loss": report.best_val_loss, "train_seconds": round(report.seconds, 3),
             "n_train_windows": int(len(train_starts)), "n_val_windows": int(len(val_starts)),
             "val_error_median": float(np.median(raw_errors)),
-            "persistence_factor": persistence.round(3).tolist(),
+            "persistence_factor": persistence_factor(series[:split]).round(3).tolist(),
             **_baseline_checks(network, series[split:], length, model_cfg.seed, model_error),
         }
         _log_checks(group.name, detector.metrics_)
         return detector
+
+    def calibrate(self, series: np.ndarray, split: int, timestamps: pd.DatetimeIndex) -> np.ndarray:
+        """Steps 2-5 of the rule fitted on the held-out rows ``series[split:]`` of a scaled
+        training range (channel weights from ``series[:split]``); returns their raw errors."""
+        group, cfg = self.group, self.group.threshold
+        rows = smoothing_rows(cfg, group.sampling_seconds)
+        samples = discount_samples(cfg, training_seconds(timestamps, group.sampling_seconds))
+        self.rule_ = {"normalise": cfg.normalise, "effective_samples": samples,
+                      "smoothing_rows": rows, "aggregate": cfg.aggregate, "scope": cfg.scope}
+        self.threshold_, self.channel_thresholds_ = make_threshold(cfg), None
+        held_raw = self.score_raw(series[split:], timestamps[split:])
+        raw_errors = held_raw.point_scores[np.isfinite(held_raw.point_scores).all(axis=1)]
+        persistence = persistence_factor(series[:split])
+        self.weights_ = channel_weights(raw_errors, persistence, split, cfg.normalise, samples)
+        self.rule_["shrink"] = shrink = math.sqrt(max(1.0, rows / group.window.length))
+        weighted = raw_errors * self.weights_
+        if cfg.scope == "channel":
+            narrowed = weighted.mean(axis=0) + (weighted - weighted.mean(axis=0)) / shrink
+            self.channel_thresholds_ = ChannelThresholds(cfg).fit(narrowed)
+            self.threshold_ = FixedThreshold(1.0).fit(np.ones(1))
+        else:
+            single = self._aggregate(weighted)
+            self.threshold_.fit(single.mean() + (single - single.mean()) / shrink)
+        return raw_errors
 
     def score(self, frame: pd.DataFrame) -> Scores:
         """Scores of ``frame`` (wide, config channels) under the score rule (module docstring)."""
@@ -211,7 +230,10 @@ class Detector:
     def from_state(cls, group: GroupConfig, state: dict[str, Any],
                    weights: dict[str, torch.Tensor]) -> Detector:
         """Rebuild a saved detector; a model saved before score rules existed keeps the old one."""
-        network = build_network(group.model, len(group.channels), group.window.length)
+        model = group.model
+        if model.cross_channel > 0 and not any(k.startswith("autoencoder.") for k in weights):
+            model = replace(model, cross_channel=0.0)  # saved before the blend existed
+        network = build_detector_network(model, len(group.channels), group.window.length)
         network.load_state_dict(weights)
         stored = state.get("channel_thresholds")
         return cls(group, ChannelScaler.from_dict(state["scaler"]), network.eval(),
@@ -225,15 +247,28 @@ def smoothing_rows(cfg: ThresholdConfig, sampling_seconds: float) -> int:
     return max(1, int(round(cfg.smoothing_seconds / max(sampling_seconds, 1e-9))))
 
 
+def training_seconds(timestamps: pd.DatetimeIndex, sampling_seconds: float) -> float:
+    """How long a training range lasts: first to last timestamp plus one sampling step."""
+    if len(timestamps) == 0:
+        return 0.0
+    return float((timestamps[-1] - timestamps[0]).total_seconds()) + float(sampling_seconds)
+
+
+def discount_samples(cfg: ThresholdConfig, seconds: float) -> float:
+    """The ``effective_samples`` a training range of ``seconds`` gets: the configured value
+    below ``short_range_seconds``, else 0 (a day or more has shown slow channels' daily cycle)."""
+    return float(cfg.effective_samples) if seconds < cfg.short_range_seconds else 0.0
+
+
 def channel_weights(errors: np.ndarray, persistence: np.ndarray, n_rows: int,
-                    cfg: ThresholdConfig) -> np.ndarray:
+                    normalise: str = "mean", effective_samples: float = 0.0) -> np.ndarray:
     """Step 2 of the rule: 1 / (error scale x (effective_samples / n_eff)² if n_eff is short)."""
     scale = np.ones(errors.shape[1])
-    if cfg.normalise != "none":
-        scale = np.mean(errors, axis=0) if cfg.normalise == "mean" else np.median(errors, axis=0)
+    if normalise != "none":
+        scale = np.mean(errors, axis=0) if normalise == "mean" else np.median(errors, axis=0)
     discount = np.ones_like(persistence)
-    if cfg.effective_samples > 0:
-        discount = np.maximum(1.0, cfg.effective_samples * 2.0 * persistence / n_rows) ** 2
+    if effective_samples > 0:
+        discount = np.maximum(1.0, effective_samples * 2.0 * persistence / n_rows) ** 2
     return 1.0 / (np.maximum(scale, 1e-12) * discount)
 
 

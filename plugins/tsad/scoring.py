@@ -17,8 +17,7 @@ import torch
 from torch import nn
 
 from tsad.device import use_cpu_threads
-from tsad.windows import (channels_first, coverage_counts, fold_windows, gather_windows,
-                          valid_starts, window_starts)
+from tsad.windows import coverage_counts, fold_windows, gather_windows, valid_starts, window_starts
 
 BATCH_VALUES = 1 << 21  # values per inference batch (windows x length x channels): ~8 MB float32
 
@@ -65,7 +64,6 @@ class SeriesScorer:
         self._starts = np.empty(len(self._grid), dtype=np.int64)
         self._window_scores = np.empty((len(self._grid), n_channels), dtype=np.float32)
         self._scored = 0  # valid windows scored so far
-        self._channels_first = channels_first(network)
 
     def add(self, first_row: int, chunk: np.ndarray) -> None:
         """Score the windows not scored yet that lie wholly in ``chunk`` (row ``first_row`` on)."""
@@ -93,8 +91,7 @@ class SeriesScorer:
         with torch.inference_mode():
             for lo in range(0, len(local), self.batch_size):
                 starts = local[lo: lo + self.batch_size]
-                windows = gather_windows(data, torch.from_numpy(starts), self.length,
-                                         self._channels_first)
+                windows = gather_windows(data, torch.from_numpy(starts), self.length)
                 # errors land in [B, L, c] order whatever the model's layout: the fold then adds
                 # contiguous slabs
                 errors = torch.sub(network(windows), windows, out=buffer[: len(starts)]).square_()

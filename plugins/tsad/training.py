@@ -32,7 +32,7 @@ from torch import nn
 
 from tsad.config import ModelConfig
 from tsad.device import use_cpu_threads
-from tsad.windows import channels_first, gather_windows
+from tsad.windows import gather_windows
 
 log = logging.getLogger(__name__)
 #: Called as ``hook(epoch, epochs, report)`` after every epoch of any training in this context
@@ -80,13 +80,13 @@ def checkpoint_path(key: str, net: nn.Module, series: np.ndarray, train_starts: 
 
 
 def mean_loss(net: nn.Module, series: torch.Tensor, starts: torch.Tensor, length: int,
-              batch_size: int, layout_cf: bool = False) -> float:
+              batch_size: int) -> float:
     """Mean squared reconstruction error over the given windows."""
     net.eval()
     total = torch.zeros((), dtype=torch.float64, device=series.device)
     with torch.inference_mode(), _autocast(series.device):
         for chunk in torch.split(starts, batch_size):
-            windows = gather_windows(series, chunk, length, layout_cf)
+            windows = gather_windows(series, chunk, length)
             total += ((net(windows).float() - windows) ** 2).mean().double() * len(chunk)
     return float(total) / max(len(starts), 1)
 
@@ -115,7 +115,6 @@ def train(
     data = _to_device(series, device)
     train_idx = torch.from_numpy(np.asarray(train_starts, dtype=np.int64)).to(device)
     val_idx = torch.from_numpy(np.asarray(val_starts, dtype=np.int64)).to(device)
-    layout_cf = channels_first(net)
     generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
     optimiser = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
     scaler = torch.amp.GradScaler("cuda", enabled=_amp_dtype(device) == torch.float16)
@@ -149,7 +148,7 @@ def train(
         order = train_idx[torch.randperm(len(train_idx), generator=generator).to(device)]
         running = torch.zeros((), dtype=torch.float64, device=device)
         for chunk in torch.split(order, cfg.batch_size):
-            windows = gather_windows(data, chunk, length, layout_cf)
+            windows = gather_windows(data, chunk, length)
             with _autocast(device):
                 loss = ((net(windows).float() - windows) ** 2).mean()
             optimiser.zero_grad(set_to_none=True)
@@ -157,7 +156,7 @@ def train(
             scaler.step(optimiser)
             scaler.update()
             running += loss.detach().double() * len(chunk)
-        val_loss = mean_loss(net, data, val_idx, length, cfg.batch_size * 4, layout_cf)
+        val_loss = mean_loss(net, data, val_idx, length, cfg.batch_size * 4)
         report.train_losses.append(float(running) / max(len(order), 1))
         report.val_losses.append(val_loss)
         report.epochs_run = epoch

@@ -54,24 +54,12 @@ def coverage_counts(starts: np.ndarray, length: int, n_timesteps: int) -> np.nda
     return np.cumsum(opened[:n_timesteps] - closed[:n_timesteps]).astype(np.int32)
 
 
-def channels_first(network: torch.nn.Module) -> bool:
-    """Whether the network's first layer is a convolution (it then wants ``[B, c, L]`` memory)."""
-    for module in network.modules():
-        if any(True for _ in module.parameters(recurse=False)):
-            return isinstance(module, torch.nn.Conv1d)
-    return False
-
-
-def gather_windows(series: torch.Tensor, starts: torch.Tensor, length: int,
-                   channels_first: bool = False) -> torch.Tensor:
+def gather_windows(series: torch.Tensor, starts: torch.Tensor, length: int) -> torch.Tensor:
     """Windows ``[len(starts), length, c]`` of ``series [n, c]``: one batch copied, never all.
 
-    With ``channels_first`` the batch is stored as ``[B, c, length]`` and returned as its
-    transposed view, so a model that starts with ``x.transpose(1, 2)`` and a convolution gets
-    contiguous memory without a second copy. Values are identical either way.
+    Every model takes this contiguous ``[B, L, c]`` memory as it is (the convolutional one reads
+    it as channels-last), so a batch is copied once.
     """
-    if channels_first:  # index_select writes a contiguous [B, c, L]; indexing would keep strides
-        return torch.index_select(series.unfold(0, length, 1), 0, starts).transpose(1, 2)
     n, c = series.shape
     view = series.as_strided((n - length + 1, length, c), (c, c, 1), series.storage_offset())
     return torch.index_select(view, 0, starts)

@@ -19,11 +19,12 @@ from tsad.evaluation.baselines import FlagAll, PcaT2Q, Persistence
 from tsad.evaluation.datasets import LabelledSeries, load_labelled_dir, read_series
 from tsad.evaluation.methods import DetectorMethod, default_settings
 from tsad.evaluation.metrics import Confusion, average_precision, confusion
-from tsad.evaluation.protocol import BENCHMARK_TRAIN_ROWS, Protocol, Row, evaluate_methods
+from tsad.evaluation.protocol import (BENCHMARK_TRAIN_ROWS, FileOutput, Protocol, Row,
+                                     evaluate_methods)
 from tsad.evaluation.report import format_markdown, format_table, to_json
 
 __all__ = [
-    "Confusion", "DetectorMethod", "LabelledSeries", "Protocol", "Row", "average_precision",
+    "Confusion", "DetectorMethod", "FileOutput", "LabelledSeries", "Protocol", "Row", "average_precision",
     "confusion", "default_settings", "evaluate", "evaluate_methods", "format_markdown",
     "format_table", "load_labelled_dir", "merge_rows", "read_series", "to_json",
 ]
@@ -54,4 +55,5 @@ def merge_rows(*tables: Sequence[Row]) -> list[Row]:
             m.total += r.total
             m.auc_prs += r.auc_prs
             m.seconds += r.seconds
+            m.outputs += r.outputs
     return merged

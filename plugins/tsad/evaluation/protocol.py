@@ -55,6 +55,15 @@ class Protocol:
         return f"per file: fitted on the first {self.train_rows} rows, the remaining rows scored"
 
 
+@dataclass(frozen=True)
+class FileOutput:
+    """What a detector gave one file's scored rows: for breakdowns (``tsad.evaluation.kinds``)."""
+
+    name: str
+    scores: np.ndarray
+    flags: np.ndarray
+
+
 @dataclass
 class Row:
     """One detector's result over all files."""
@@ -63,6 +72,7 @@ class Row:
     total: Confusion = field(default_factory=Confusion)
     auc_prs: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    outputs: list[FileOutput] = field(default_factory=list, repr=False)
 
     @property
     def auc_pr(self) -> float:
@@ -114,5 +124,7 @@ def evaluate_methods(files: Sequence[LabelledSeries], methods: Sequence[Method],
             rows[i].seconds += time.perf_counter() - began
             rows[i].total += confusion(labels, flags)
             rows[i].auc_prs.append(average_precision(scores, labels))
+            rows[i].outputs.append(FileOutput(series.name, np.asarray(scores, dtype=float),
+                                              np.asarray(flags, dtype=bool)))
         log.info("%s: scored %d rows (%d anomalous)", series.name, len(test), int(labels.sum()))
     return rows

@@ -4,11 +4,14 @@ Data not used to choose tsad's defaults: for each sensor group of the embedded d
 normal file of ``train_days`` clean days, then one labelled file per following day, each with the
 simulator's 2-3 injected anomalies (spikes, level shifts, stuck sensors, correlation breaks,
 noise bursts) marked in the ``anomaly`` column. Evaluate each group with the train-file protocol.
+Each row's anomaly kind ("" = normal) is in ``kinds.json`` beside the labelled folder, for
+results per kind (``tsad.evaluation.kinds``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import tempfile
 from datetime import date, timedelta
 from pathlib import Path
@@ -29,6 +32,7 @@ class SimulatedGroup:
     name: str
     train_file: Path
     labelled_dir: Path
+    kinds_file: Path  # {labelled file name: [kind of each row, "" when normal]}
 
 
 def write_simulated(out_dir: str | Path, train_days: int = 7, test_days: int = 6,
@@ -54,15 +58,19 @@ def write_simulated(out_dir: str | Path, train_days: int = 7, test_days: int = 6
             (folder / "labelled").mkdir(parents=True, exist_ok=True)
             normal = pd.concat([frames[d] for d in days[:train_days]])
             _write(normal, None, folder / "normal.csv")
+            kinds: dict[str, list[str]] = {}
             for d in test:
                 frame = frames[d]
-                labels = np.zeros(len(frame), dtype=bool)
+                kind = np.full(len(frame), "", dtype=object)
                 for a in injected:
                     if a.group == group.name:
                         start, end = pd.Timestamp(a.start), pd.Timestamp(a.end)
-                        labels |= (frame.index >= start) & (frame.index < end)
-                _write(frame, labels, folder / "labelled" / f"{d.isoformat()}.csv")
-            result.append(SimulatedGroup(group.name, folder / "normal.csv", folder / "labelled"))
+                        kind[(frame.index >= start) & (frame.index < end)] = a.kind
+                _write(frame, kind != "", folder / "labelled" / f"{d.isoformat()}.csv")
+                kinds[f"{d.isoformat()}.csv"] = kind.tolist()
+            (folder / "kinds.json").write_text(json.dumps(kinds))
+            result.append(SimulatedGroup(group.name, folder / "normal.csv", folder / "labelled",
+                                         folder / "kinds.json"))
     return result
 
 
