@@ -130,8 +130,11 @@ class CrossChannelBlend(nn.Module):
         self.register_buffer("offset", torch.zeros(n_channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        predicted = x @ self.predictor + self.offset
-        return torch.lerp(self.autoencoder(x), predicted, self.weight)
+        # one fused matmul-plus-offset over every timestep, then blended in place into it:
+        # (1 - w) * autoencoder + w * prediction == prediction + (1 - w) * (autoencoder - it)
+        steps = x.reshape(-1, x.shape[-1])
+        predicted = torch.addmm(self.offset, steps, self.predictor).view(x.shape)
+        return predicted.lerp_(self.autoencoder(x), 1.0 - self.weight)
 
     def fit_predictor(self, series: np.ndarray, ridge: float = RIDGE) -> None:
         """Leave-one-channel-out least squares on ``series [n, c]`` (rows with a NaN skipped).
