@@ -39,18 +39,22 @@ def partition_path(data_dir: str | Path, group: str, day: date) -> fs.Location:
 
 
 def write_partition(frame: pd.DataFrame, path: fs.Location) -> None:
-    """Write ``frame`` to ``path`` atomically: temp file in the same folder, fsync, replace
-    (object storage: a local temp file, then one upload)."""
-    table = _to_arrow(frame)
+    """Write ``frame`` to ``path`` atomically (``write_table_atomic``)."""
+    write_table_atomic(_to_arrow(frame), path, "readings")
+
+
+def write_table_atomic(table: pa.Table, path: fs.Location, stem: str) -> None:
+    """Write ``table`` as Parquet at ``path`` atomically: temp file in the same folder, fsync,
+    replace (object storage: a local temp file, then one upload), so a reader never sees half."""
     if fs.is_remote(path):
-        with fs.local_scratch("tsad-partition-") as scratch:
-            local = Path(scratch) / "readings.parquet"
+        with fs.local_scratch(f"tsad-{stem}-") as scratch:
+            local = Path(scratch) / f"{stem}.parquet"
             pq.write_table(table, local)
             fs.upload(local, str(path))
         return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".readings-", suffix=".parquet.tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}-", suffix=".parquet.tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             pq.write_table(table, handle)

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -33,7 +31,7 @@ import pyarrow.parquet as pq
 
 from tsad import fs
 from tsad.errors import DataError
-from tsad.partitions import TIMESTAMP
+from tsad.partitions import TIMESTAMP, write_table_atomic
 from tsad.shards import shard_folder, unit_label
 
 META_KEY = b"tsad.unit_scores"
@@ -80,23 +78,7 @@ def scratch_path(data_dir: str | Path, group: str, day: date, run_id: str,
 
 def write_scratch(scores: UnitScores, path: fs.Location) -> None:
     """Write ``scores`` to ``path`` atomically (object storage: one upload)."""
-    table = _to_arrow(scores)
-    if fs.is_remote(path):
-        with fs.local_scratch("tsad-scores-") as scratch:
-            local = Path(scratch) / "scores.parquet"
-            pq.write_table(table, local)
-            fs.upload(local, str(path))
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".scores-", suffix=".parquet.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            pq.write_table(table, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_table_atomic(_to_arrow(scores), path, "scores")
 
 
 def read_scratch(path: fs.Location, what: str) -> UnitScores:
