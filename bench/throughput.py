@@ -51,7 +51,8 @@ from tsad.config import (GroupConfig, ModelConfig, SourceConfig, WindowConfig,  
                          group_config_from_dict)
 from tsad.detector import LEGACY_RULE, Detector, smoothing_rows  # noqa: E402
 from tsad.device import use_cpu_threads  # noqa: E402
-from tsad.networks import build_detector_network, build_network  # noqa: E402
+from tsad.networks import (CrossChannelBlend, build_detector_network,  # noqa: E402
+                           build_network)
 from tsad.scaling import ChannelScaler  # noqa: E402
 from tsad.scoring import batch_windows  # noqa: E402
 from tsad.streaming import score_parquet, score_partition  # noqa: E402
@@ -258,6 +259,12 @@ def flops_per_window(network: torch.nn.Module, channels: int) -> float:
         for hook in hooks:
             hook.remove()
     return (counter.get_total_flops() + recurrent[0]) / 64
+
+
+def per_window(network: torch.nn.Module) -> torch.nn.Module:
+    """What the scorer runs once per window: the autoencoder (a cross-channel blend's linear
+    prediction runs once per row, outside the windows: ``tsad.scoring.squared_errors``)."""
+    return network.autoencoder if isinstance(network, CrossChannelBlend) else network
 
 
 def model_rate(network: torch.nn.Module, channels: int, device: str = "cpu", seconds: float = 1.0,
@@ -567,7 +574,8 @@ def main() -> None:
     e2e_windows = results[f"tsad_{large_n}"]["windows"] / results[f"tsad_{large_n}"]["seconds"]
     for kind in dict.fromkeys(("conv1d", "dense", group.model.kind)):
         cfg = ModelConfig(kind=kind)
-        model = net if kind == group.model.kind else build_detector_network(cfg, CHANNELS, LENGTH).eval()
+        model = per_window(net if kind == group.model.kind
+                           else build_detector_network(cfg, CHANNELS, LENGTH).eval())
         flops = flops_per_window(model, CHANNELS)
         peaks, rates = [], []
         for _ in range(repeats):
@@ -684,7 +692,7 @@ def gpu_rows(table: Table, results: dict[str, Any], group: GroupConfig, scaler: 
     peak = matmul_flops("cuda", torch.bfloat16, 8192)
     table.add(f"GPU bf16 matmul ({name})", f"{peak / 1e12:.0f} TFLOP/s", "measured, 8192^3")
     for kind in dict.fromkeys(("conv1d", "dense", group.model.kind)):
-        net = build_detector_network(ModelConfig(kind=kind), CHANNELS, LENGTH).eval()
+        net = per_window(build_detector_network(ModelConfig(kind=kind), CHANNELS, LENGTH).eval())
         flops = flops_per_window(net, CHANNELS)
         rate = model_rate(net, CHANNELS, device="cuda", seconds=3.0, batch=65536, amp=True)
         cpu_rate = results[f"flops_{kind}"]["windows_per_s"]

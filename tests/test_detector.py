@@ -149,6 +149,20 @@ def test_a_model_saved_before_score_rules_keeps_its_old_rule(fitted: Detector) -
     np.testing.assert_allclose(scores.aggregate, raw.point_scores.mean(axis=1), rtol=1e-6)
 
 
+def test_a_model_saved_before_the_power_mean_keeps_the_plain_mean(fitted: Detector) -> None:
+    """``smoothing_power`` came later: a stored rule without it smooths with the plain mean."""
+    assert fitted.rule_["smoothing_power"] == ThresholdConfig().smoothing_power == 0.75
+    state = fitted.state()
+    state["score_rule"] = {k: v for k, v in state["score_rule"].items() if k != "smoothing_power"}
+    old = Detector.from_state(fitted.group, state, fitted.network_.state_dict())
+    frame = synthetic(300, seed=3)
+    raw = old.score_raw(old.scaler_.transform(frame.to_numpy()), old.score(frame).timestamps)
+    rows = int(old.rule_["smoothing_rows"])
+    expected = moving_average(raw.point_scores * old.weights_, rows).max(axis=1)
+    np.testing.assert_allclose(old.score(frame).aggregate, expected, rtol=1e-5)
+    assert not np.allclose(fitted.score(frame).aggregate, expected, rtol=1e-3)
+
+
 def test_tampered_or_missing_artifact_is_refused(fitted: Detector, tmp_path: Path) -> None:
     version = registry.publish(tmp_path, fitted, date(2026, 1, 1), date(2026, 1, 2), "test-run")
     weights = version.path / "weights.safetensors"

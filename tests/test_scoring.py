@@ -13,7 +13,7 @@ import torch
 
 from tsad.config import ModelConfig
 from tsad.errors import DataError
-from tsad.networks import build_network
+from tsad.networks import CrossChannelBlend, build_detector_network, build_network
 from tsad.partitions import write_partition
 from tsad.scaling import ChannelScaler
 from tsad.scoring import SeriesScorer, score_series
@@ -73,6 +73,27 @@ def test_scores_follow_the_mean_of_covering_windows_rule(kind: str) -> None:
     assert np.isnan(scores.aggregate[310:320]).all()  # inside the long gap: never flagged
     assert np.isfinite(scores.aggregate[:100]).all() and np.isfinite(scores.aggregate[-50:]).all()
     assert scores.point_scores.dtype == np.float32 and scores.aggregate.dtype == np.float64
+
+
+@pytest.mark.parametrize("kind", ["conv1d", "dense"])
+def test_cross_channel_blend_scores_as_its_forward_pass(kind: str) -> None:
+    """The scorer runs the blend's linear prediction once per row, not inside every window:
+    the errors must still be those of the blended reconstruction, window by window."""
+    series = _series(c=4)
+    torch.manual_seed(0)
+    model = ModelConfig(kind=kind, hidden=8, latent=2, cross_channel=0.5)
+    network = build_detector_network(model, series.shape[1], LENGTH)
+    assert isinstance(network, CrossChannelBlend)
+    network.fit_predictor(series)
+    network.eval()
+    index = pd.date_range("2024-01-01", periods=len(series), freq="min", tz="UTC")
+    scores = score_series(network, series, index, LENGTH, STRIDE, batch_size=7)
+    starts, window_scores, points = _reference(network, series)
+    np.testing.assert_array_equal(scores.window_starts, starts)
+    np.testing.assert_allclose(scores.window_scores, window_scores, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(scores.point_scores, points, rtol=1e-4, atol=1e-6)
+    bare = score_series(network.autoencoder, series, index, LENGTH, STRIDE)
+    assert not np.allclose(bare.point_scores, scores.point_scores, equal_nan=True)
 
 
 def test_batch_size_does_not_change_scores() -> None:

@@ -56,3 +56,30 @@ def test_works_in_place_in_float32() -> None:
     apply_rule(scores, np.array([2.0, 3.0]), 3, block_rows=4)
     assert scores.dtype == np.float32 and scores.ctypes.data == before
     np.testing.assert_allclose(scores, np.tile([2.0, 3.0], (10, 1)))
+
+
+@pytest.mark.parametrize("power", [0.5, 0.75])
+@pytest.mark.parametrize("block", [5, 1000])
+def test_power_mean_matches_the_definition(power: float, block: int) -> None:
+    """``power`` p: each row is the mean of errors ** p around it, raised back to 1 / p."""
+    rng = np.random.default_rng(7)
+    values = rng.random((60, 2)) ** 3
+    values[10:13, 0] = np.nan
+    scores = values.copy()
+    aggregate = apply_rule(scores, np.array([1.0, 3.0]), 9, block_rows=block, power=power)
+    expected = naive_average((values * [1.0, 3.0]) ** power, 9) ** (1 / power)
+    np.testing.assert_allclose(scores, expected, rtol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(aggregate, expected.max(axis=1), rtol=1e-9, equal_nan=True)
+
+
+def test_power_mean_keeps_a_short_burst_from_outranking_a_long_weak_anomaly() -> None:
+    """Why p < 1: the plain mean spreads a short, strong burst's energy over the whole width, so
+    normal rows beside it outrank a long, weaker anomaly; averaging amplitudes does not."""
+    errors = np.ones((400, 1))
+    errors[100:103] = 400.0  # a 3-row burst: 20 in amplitude
+    errors[250:350] = 4.0  # a long anomaly: 2 in amplitude
+    beside_burst, inside_long = 100 - 20, 300  # a normal row 20 rows before the burst
+    plain = apply_rule(errors.copy(), np.ones(1), 60)
+    amplitude = apply_rule(errors.copy(), np.ones(1), 60, power=0.5)
+    assert plain[beside_burst] > plain[inside_long]
+    assert amplitude[beside_burst] < amplitude[inside_long]

@@ -166,3 +166,7 @@ def test_score_rule_settings_are_validated() -> None:
         ThresholdConfig(short_range_seconds=-1.0)
     with pytest.raises(ValueError, match="effective_samples"):
         ThresholdConfig(effective_samples=-1.0)
+    with pytest.raises(ValueError, match="smoothing_power"):
+        ThresholdConfig(smoothing_power=0.0)
+    with pytest.raises(ValueError, match="smoothing_power"):
+        ThresholdConfig(smoothing_power=1.5)

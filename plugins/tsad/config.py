@@ -139,7 +139,9 @@ class ThresholdConfig:
     The score it applies to (rule in tsad/detector.py): each channel's error divided by its mean
     held-out error (``normalise``: ``mean``, ``median`` or ``none``) and, for a channel with fewer
     than ``effective_samples`` independent training rows (0: never), by (effective_samples /
-    its count)²; smoothed over ``smoothing_seconds``; combined by ``aggregate`` (``max`` or
+    its count)²; smoothed over ``smoothing_seconds`` as a power mean (``smoothing_power`` p:
+    the mean of errors**p, raised back to 1/p; 1 is the plain mean, 0.5 averages the errors'
+    amplitude instead of their energy); combined by ``aggregate`` (``max`` or
     ``mean``). ``scope: channel`` fits one threshold per channel instead of one on the aggregate.
     The slow-channel discount (``effective_samples``) applies only to a training range shorter
     than ``short_range_seconds`` (default one day): a short range (a test-bench run of minutes)
@@ -156,6 +158,7 @@ class ThresholdConfig:
     effective_samples: float = 100.0
     short_range_seconds: float = 86_400.0
     smoothing_seconds: float = 120.0
+    smoothing_power: float = 0.75
     aggregate: Literal["max", "mean"] = "max"
     scope: Literal["aggregate", "channel"] = "aggregate"
 
@@ -166,6 +169,7 @@ class ThresholdConfig:
         _check(self.effective_samples >= 0 and self.smoothing_seconds >= 0,
                "'effective_samples' and 'smoothing_seconds' must be >= 0")
         _check(self.short_range_seconds >= 0, "'short_range_seconds' must be >= 0")
+        _check(0 < self.smoothing_power <= 1, "'smoothing_power' must be in (0, 1]")
 
 
 @dataclass(frozen=True)

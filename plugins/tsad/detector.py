@@ -21,12 +21,15 @@ Score rule (``threshold.*`` settings; stored with the model, so an old model kee
    n_eff < effective_samples: a slow channel (a temperature over minutes of a test bench) has
    not shown its normal range yet, so its later levels are weak evidence. A day or more of
    training has seen the daily cycle; discounting there would hide sustained level shifts.
-3. Smoothing: centred moving average over ``smoothing_seconds`` (rows = that / the group's
-   ``sampling_seconds``; NaN ignored, uncovered points stay NaN): sustained departures stand out.
+3. Smoothing: centred moving power mean over ``smoothing_seconds`` (rows = that / the group's
+   ``sampling_seconds``; NaN ignored, uncovered points stay NaN): sustained departures stand
+   out. With ``smoothing_power`` p < 1 it averages errors**p and raises the mean back to 1/p:
+   p = 0.5 averages the errors' amplitude rather than their energy, so a short, strong burst
+   does not lift the normal rows beside it above a long, weaker anomaly (docs/quality.md).
 4. Aggregate: ``max`` over channels (default) or ``mean``.
-5. Threshold: fitted on held-out single-point scores shrunk toward their mean by
-   sqrt(max(1, rows / window length)), the factor by which averaging rows / length independent
-   windows narrows a normal score's spread. ``scope: channel`` fits one threshold per channel,
+5. Threshold: fitted on held-out single-point scores shrunk toward their mean (in the space
+   the rule averages in, scores**p) by sqrt(max(1, rows / window length)), the factor by which
+   averaging rows / length independent windows narrows a normal score's spread. ``scope: channel`` fits one threshold per channel,
    divides each channel by it and takes the max (threshold 1).
 
 ``score`` returns the processed per-channel scores and aggregate (``window_scores`` stay raw);
@@ -147,7 +150,8 @@ class Detector:
         rows = smoothing_rows(cfg, group.sampling_seconds)
         samples = discount_samples(cfg, training_seconds(timestamps, group.sampling_seconds))
         self.rule_ = {"normalise": cfg.normalise, "effective_samples": samples,
-                      "smoothing_rows": rows, "aggregate": cfg.aggregate, "scope": cfg.scope}
+                      "smoothing_rows": rows, "smoothing_power": cfg.smoothing_power,
+                      "aggregate": cfg.aggregate, "scope": cfg.scope}
         self.threshold_, self.channel_thresholds_ = make_threshold(cfg), None
         held_raw = self.score_raw(series[split:], timestamps[split:])
         raw_errors = held_raw.point_scores[np.isfinite(held_raw.point_scores).all(axis=1)]
@@ -156,12 +160,11 @@ class Detector:
         self.rule_["shrink"] = shrink = math.sqrt(max(1.0, rows / group.window.length))
         weighted = raw_errors * self.weights_
         if cfg.scope == "channel":
-            narrowed = weighted.mean(axis=0) + (weighted - weighted.mean(axis=0)) / shrink
-            self.channel_thresholds_ = ChannelThresholds(cfg).fit(narrowed)
+            self.channel_thresholds_ = ChannelThresholds(cfg).fit(
+                narrowed(weighted, shrink, cfg.smoothing_power))
             self.threshold_ = FixedThreshold(1.0).fit(np.ones(1))
         else:
-            single = self._aggregate(weighted)
-            self.threshold_.fit(single.mean() + (single - single.mean()) / shrink)
+            self.threshold_.fit(narrowed(self._aggregate(weighted), shrink, cfg.smoothing_power))
         return raw_errors
 
     def score(self, frame: pd.DataFrame) -> Scores:
@@ -186,7 +189,7 @@ class Detector:
         use_max = self.rule_["aggregate"] == "max" or self.channel_thresholds_ is not None
         divisors = None if self.channel_thresholds_ is None else self.channel_thresholds_.values_
         aggregate = apply_rule(points, self.weights_, int(self.rule_["smoothing_rows"]), divisors,
-                               use_max)
+                               use_max, power=float(self.rule_.get("smoothing_power", 1.0)))
         return replace(raw, point_scores=points, aggregate=aggregate)
 
     def _aggregate(self, channel_scores: np.ndarray) -> np.ndarray:
@@ -240,6 +243,15 @@ class Detector:
                    threshold_from_dict(state["threshold"]), dict(state["metrics"]),
                    state.get("score_rule", LEGACY_RULE), state.get("channel_weights"),
                    None if stored is None else ChannelThresholds.from_dict(stored))
+
+
+def narrowed(single: np.ndarray, shrink: float, power: float = 1.0) -> np.ndarray:
+    """Held-out single-point scores as the smoothed scores of normal data would spread: shrunk
+    toward their mean by ``shrink`` in the space the rule averages in (``score ** power``),
+    per column. The max over channels commutes with the power, so aggregates qualify too."""
+    lifted = np.power(np.asarray(single, dtype=np.float64), power)
+    centre = lifted.mean(axis=0)
+    return np.power(np.maximum(centre + (lifted - centre) / shrink, 0.0), 1.0 / power)
 
 
 def smoothing_rows(cfg: ThresholdConfig, sampling_seconds: float) -> int:

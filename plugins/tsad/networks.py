@@ -132,9 +132,16 @@ class CrossChannelBlend(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # one fused matmul-plus-offset over every timestep, then blended in place into it:
         # (1 - w) * autoencoder + w * prediction == prediction + (1 - w) * (autoencoder - it)
+        return self.predict(x).lerp_(self.autoencoder(x), 1.0 - self.weight)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The linear prediction of every channel from the others, for ``x [..., c]``.
+
+        It depends on one timestep only, so the scorer (``tsad.scoring``) runs it once per row
+        of the series rather than once per window that covers the row: with windows ``length /
+        stride`` deep, that is 4x less of this work at the defaults."""
         steps = x.reshape(-1, x.shape[-1])
-        predicted = torch.addmm(self.offset, steps, self.predictor).view(x.shape)
-        return predicted.lerp_(self.autoencoder(x), 1.0 - self.weight)
+        return torch.addmm(self.offset, steps, self.predictor).view(x.shape)
 
     def fit_predictor(self, series: np.ndarray, ridge: float = RIDGE) -> None:
         """Leave-one-channel-out least squares on ``series [n, c]`` (rows with a NaN skipped).

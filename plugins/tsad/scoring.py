@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from tsad.device import use_cpu_threads
+from tsad.networks import CrossChannelBlend
 from tsad.windows import coverage_counts, fold_windows, gather_windows, valid_starts, window_starts
 
 BATCH_VALUES = 1 << 21  # values per inference batch (windows x length x channels): ~8 MB float32
@@ -91,10 +92,8 @@ class SeriesScorer:
         with torch.inference_mode():
             for lo in range(0, len(local), self.batch_size):
                 starts = local[lo: lo + self.batch_size]
-                windows = gather_windows(data, torch.from_numpy(starts), self.length)
-                # errors land in [B, L, c] order whatever the model's layout: the fold then adds
-                # contiguous slabs
-                errors = torch.sub(network(windows), windows, out=buffer[: len(starts)]).square_()
+                errors = squared_errors(network, data, starts, self.length,
+                                        out=buffer[: len(starts)])
                 torch.mean(errors, dim=1, out=torch.from_numpy(scores[lo: lo + len(starts)]))
                 fold_windows(sums, starts + first_row, errors)
         self._starts[done: done + len(local)] = local + first_row
@@ -117,6 +116,28 @@ class SeriesScorer:
         aggregate = points.mean(axis=1, dtype=np.float64)
         self._sums = None
         return Scores(timestamps, starts, window_scores, points, aggregate)
+
+
+def squared_errors(network: nn.Module, data: torch.Tensor, starts: np.ndarray, length: int,
+                   out: torch.Tensor) -> torch.Tensor:
+    """Squared reconstruction errors ``[B, L, c]`` of the windows of ``data`` at ``starts``
+    (increasing), written into ``out``: always in ``[B, L, c]`` order, whatever the model's
+    layout, so the fold adds contiguous slabs.
+
+    A ``CrossChannelBlend``'s error is (1 - w) (x - autoencoder) + w (x - prediction): the
+    prediction's residual is computed once per row of the batch's span and gathered like the
+    windows, so only the autoencoder runs per window.
+    """
+    if not isinstance(network, CrossChannelBlend):
+        windows = gather_windows(data, torch.from_numpy(starts), length)
+        return torch.sub(windows, network(windows), out=out).square_()
+    first = int(starts[0])
+    span = data[first: int(starts[-1]) + length]
+    local = torch.from_numpy(starts - first)
+    windows = gather_windows(span, local, length)
+    errors = torch.sub(windows, network.autoencoder(windows), out=out)
+    residuals = gather_windows(span - network.predict(span), local, length)
+    return errors.lerp_(residuals, network.weight).square_()
 
 
 def score_series(network: nn.Module, series: np.ndarray, timestamps: pd.DatetimeIndex,

@@ -1,16 +1,18 @@
 """The score rule's smoothing and channel combination, in blocks of rows of constant size.
 
-A day's per-channel errors are the biggest array of a run; the rule (weights, a centred moving
-average, per-channel thresholds, the aggregate over channels) used to make four float64 copies of
-it and gather cumulative sums with index arrays. Here each block of ``BLOCK_ROWS`` rows is read
-once with the rows around it that its moving average needs, computed in float64 (the block's
-cumulative sums stay exact enough whatever the day's length) and written back in place, so the
-rule adds a few MB whatever the day's size and runs at memory speed.
+A day's per-channel errors are the biggest array of a run. The rule (weights, a centred moving
+power mean, per-channel thresholds, the aggregate over channels) reads each block of
+``BLOCK_ROWS`` rows once, with the rows around it that its moving mean needs, computes in
+float64 (the block's cumulative sums stay exact enough whatever the day's length or an outlier's
+size) and writes the block back in place: the rule adds a few MB whatever the day's size. The
+passes over a block are torch ops (the cumulative sum and the max over channels run several times
+faster than numpy's along these axes, and the elementwise ones use every thread).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 BLOCK_ROWS = 1 << 15  # rows per block: 32k rows x 30 channels x 8 bytes = 8 MB of float64
 
@@ -27,65 +29,108 @@ def moving_average(values: np.ndarray, width: int) -> np.ndarray:
 
 def apply_rule(scores: np.ndarray, weights: np.ndarray, width: int,
                divisors: np.ndarray | None = None, use_max: bool = True,
-               block_rows: int = BLOCK_ROWS) -> np.ndarray:
+               block_rows: int = BLOCK_ROWS, power: float = 1.0) -> np.ndarray:
     """Weight, smooth over ``width`` rows and divide ``scores [n, c]`` in place; return the
     aggregate over channels (float64 ``[n]``: ``max``, or ``mean`` when ``use_max`` is false;
     NaN where any channel is NaN).
 
-    Row i of the result is ``mean(finite weights * scores[rows around i]) / divisors``, exactly
-    the moving average above, block by block: block [a, b) reads rows [a - before, b + after),
-    whose first ``before`` rows it keeps from before the previous block overwrote them.
+    Row i of the result is ``mean(finite (weights * scores[rows around i]) ** power) ** (1 /
+    power) / divisors``: with ``power`` 1 exactly the moving average above. Block by block:
+    block [a, b) reads rows [a - before, b + after), whose first ``before`` rows it keeps from
+    before the previous block overwrote them.
     """
     n, c = scores.shape
     before, after = (width - 1) // 2, width // 2
     block_rows = max(block_rows, width)
-    weights = np.asarray(weights, dtype=np.float64)
-    divisors = None if divisors is None else np.asarray(divisors, dtype=np.float64)
+    gain = torch.from_numpy(np.asarray(weights, dtype=np.float64) ** power)
+    scale = None if divisors is None else torch.from_numpy(
+        1.0 / np.asarray(divisors, dtype=np.float64))
     aggregate = np.empty(n, dtype=np.float64)
-    kept = np.empty((0, c))  # original (weighted) rows [a - before, a), already overwritten
+    kept = torch.empty((0, c), dtype=torch.float64)  # lifted rows [a - before, a), overwritten
+    dtype = torch.from_numpy(scores[:0]).dtype  # powers run in it: float32 halves their bytes
     for a in range(0, n, block_rows):
         b = min(n, a + block_rows)
-        end = min(n, b + after)
-        segment = np.concatenate([kept, np.asarray(scores[a:end], dtype=np.float64) * weights])
+        fresh = torch.from_numpy(np.asarray(scores[a: min(n, b + after)])).clone()
+        segment = torch.cat([kept, _power_(fresh, power).to(torch.float64).mul_(gain)])
         start = a - len(kept)  # global row of segment[0]
-        finite = np.isfinite(segment)
-        smoothed = _block_average(segment, finite, a - start, b - a, before, after)
-        smoothed[~finite[a - start: b - start]] = np.nan
-        if divisors is not None:
-            smoothed /= divisors
-        with np.errstate(invalid="ignore"):
-            aggregate[a:b] = smoothed.max(axis=1) if use_max else smoothed.mean(axis=1)
+        means = _window_means(segment, start, a, b, n, before, after)
+        smoothed = _power_(means.to(dtype), 1.0 / power)
+        if scale is not None:
+            smoothed.mul_(scale)
+        aggregate[a:b] = (torch.amax(smoothed, dim=1) if use_max
+                          else smoothed.mean(dim=1)).numpy()
         kept = segment[max(0, b - before - start): b - start]
-        scores[a:b] = smoothed
+        scores[a:b] = smoothed.numpy()
     return aggregate
 
 
-def _block_average(segment: np.ndarray, finite: np.ndarray, first: int, rows: int, before: int,
-                   after: int) -> np.ndarray:
-    """Moving average of ``rows`` rows of ``segment`` from local row ``first``.
+def _power_(values: torch.Tensor, exponent: float) -> torch.Tensor:
+    """``values ** exponent`` in place (non-negative errors), with fast paths for the rule's
+    usual powers: roots and squares run at memory speed, ``pow`` does not."""
+    if exponent == 1.0:
+        return values
+    if exponent == 0.5:
+        return values.sqrt_()
+    if exponent == 2.0:
+        return values.mul_(values)
+    if exponent == 0.75:  # sqrt(x) * sqrt(sqrt(x))
+        root = values.sqrt_()
+        return root.mul_(root.sqrt())
+    if abs(exponent - 4.0 / 3.0) < 1e-12:  # cbrt(x) ** 4
+        cube_root = torch.from_numpy(np.cbrt(values.numpy(), out=values.numpy()))
+        return cube_root.mul_(cube_root).mul_(cube_root)
+    return values.pow_(exponent)
 
-    Cumulative sums get a zero row in front; the window's edges are clipped to the series (not
-    the block) by repeating the cumulative sum's first or last value, so every row's sum is one
-    subtraction of two contiguous slices.
+
+def _window_means(segment: torch.Tensor, start: int, a: int, b: int, n: int, before: int,
+                  after: int) -> torch.Tensor:
+    """Mean of the finite values among rows i - before .. i + after (clipped to the series
+    [0, n)) for each global row i in [a, b), from ``segment`` (global rows from ``start``).
+    A row whose own value is not finite stays NaN.
+
+    One cumulative sum with a zero row in front; every row's sum is then the difference of two
+    of its rows, two contiguous slices for the rows whose window the series' ends do not clip.
     """
-    width = before + after + 1
-    zero = np.zeros((1, segment.shape[1]))
+    finite = np.isfinite(segment.numpy())
     all_finite = bool(finite.all())
-    sums = np.concatenate([zero, np.cumsum(segment if all_finite else np.where(finite, segment, 0.0),
-                                           axis=0)])
-    pad_front = before - first  # rows of the window before the series' first row
-    pad_back = (first + rows + after) - len(segment)  # ... after its last row
-    pads = ((max(pad_front, 0), max(pad_back, 0)), (0, 0))
-    if pad_front > 0 or pad_back > 0:
-        sums = np.pad(sums, pads, mode="edge")
-    lo = first - before + max(pad_front, 0)  # index of row `first`'s window start in the pads
-    window_sums = sums[lo + width: lo + width + rows] - sums[lo: lo + rows]
-    if all_finite:  # counts are the window's width, clipped at the series' ends
-        local = np.arange(first, first + rows)
-        rows_in = np.minimum(local + after, len(segment) - 1) - np.maximum(local - before, 0) + 1
-        return window_sums / rows_in[:, None]
-    counts = np.concatenate([zero, np.cumsum(finite, axis=0, dtype=np.float64)])
-    if pad_front > 0 or pad_back > 0:
-        counts = np.pad(counts, pads, mode="edge")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return window_sums / (counts[lo + width: lo + width + rows] - counts[lo: lo + rows])
+    values = segment if all_finite else torch.where(torch.from_numpy(finite), segment, 0.0)
+    sums = _prefix_sums(values)
+    rows = np.arange(a, b)
+    lo = np.maximum(rows - before, 0) - start
+    hi = np.minimum(rows + after + 1, n) - start
+    window_sums = _differences(sums, lo, hi)
+    if all_finite:
+        return window_sums.div_(torch.from_numpy((hi - lo).astype(np.float64))[:, None])
+    counts = _differences(_prefix_sums(torch.from_numpy(finite.astype(np.float64))), lo, hi)
+    means = window_sums.div_(counts)
+    means[torch.from_numpy(~finite[a - start: b - start])] = float("nan")
+    return means
+
+
+def _prefix_sums(values: torch.Tensor) -> torch.Tensor:
+    """``[m + 1, c]`` cumulative sums over rows with a zero row in front."""
+    sums = torch.empty((len(values) + 1, values.shape[1]), dtype=torch.float64)
+    sums[0] = 0.0
+    torch.cumsum(values, dim=0, out=sums[1:])
+    return sums
+
+
+def _differences(sums: torch.Tensor, lo: np.ndarray, hi: np.ndarray) -> torch.Tensor:
+    """``sums[hi] - sums[lo]`` for non-decreasing ``lo``, ``hi`` that step by one except where
+    the series' ends clip them: slices for the middle, gathers for the clipped rows."""
+    width = hi - lo
+    full = np.flatnonzero(width == width.max()) if len(width) else width
+    first, last = (int(full[0]), int(full[-1]) + 1) if len(full) else (0, 0)
+    contiguous = last > first and lo[last - 1] - lo[first] == last - 1 - first
+    if not contiguous:
+        first = last = 0
+    out = torch.empty((len(lo), sums.shape[1]), dtype=torch.float64)
+    if last > first:
+        size, top, bottom = last - first, int(hi[first]), int(lo[first])
+        torch.sub(sums[top: top + size], sums[bottom: bottom + size], out=out[first:last])
+    for part in (slice(0, first), slice(last, len(lo))):
+        if part.stop > part.start:
+            edge_lo = torch.from_numpy(lo[part])
+            edge_hi = torch.from_numpy(hi[part])
+            out[part] = sums.index_select(0, edge_hi) - sums.index_select(0, edge_lo)
+    return out
