@@ -1,0 +1,46 @@
+"""The throughput benchmark runs end to end and prints every row its issue asks for.
+
+Speeds are never asserted here (they live in ``bench/RESULTS.md``, measured on a quiet machine):
+this runs the script's seconds-long ``--smoke`` profile, so a change that breaks the benchmark
+(an API it calls, a reference it builds, a child process it spawns) fails CI instead of the next
+person's measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+EXPECTED_ROWS = (
+    "tsad e2e 30,000 x 30: values/s", "pyarrow Parquet read 30,000 x 30: values/s",
+    "tsad / tutorial, 30,000 x 30", "conv1d: fraction of measured matmul FLOP/s",
+    "dense: fraction of measured matmul FLOP/s", "training s/epoch, conv1d",
+    "tsad peak RSS 60,000 x 30 (streamed + score rule)", "tutorial peak RSS 10,000 x 30",
+    "GPU training s/epoch",
+)
+
+
+def test_throughput_benchmark_smoke_run_prints_every_row(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    env = {**os.environ, "TSAD_THREADS": "1"}
+    run = subprocess.run([sys.executable, str(REPO / "bench" / "throughput.py"), "--smoke",
+                          "--workdir", str(tmp_path / "work"), "--json", str(out)],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    names = [row[0] for row in results["table"]]
+    for expected in EXPECTED_ROWS:
+        assert any(name.startswith(expected) for name in names), (expected, names)
+    tsad = results["tsad_30000"]
+    assert tsad["values_per_s"] > 0 and 0.0 <= tsad["auc_pr"] <= 1.0
+    assert results["tutorial_30000"]["ratio"] > 0
+    for kind in ("conv1d", "dense"):
+        flops = results[f"flops_{kind}"]
+        assert flops["flops_per_window"] > 0 and math.isfinite(flops["windows_per_s"])
+    rss = results["rss_tsad_60000"]
+    assert rss["peak_mb"] >= rss["base_mb"] > 0
