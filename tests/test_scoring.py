@@ -16,7 +16,7 @@ from tsad.errors import DataError
 from tsad.networks import CrossChannelBlend, build_detector_network, build_network
 from tsad.partitions import write_partition
 from tsad.scaling import ChannelScaler
-from tsad.scoring import SeriesScorer, score_series
+from tsad.scoring import Scores, SeriesScorer, score_series
 from tsad.streaming import score_parquet
 from tsad.windows import valid_starts, window_starts, window_view
 
@@ -60,16 +60,21 @@ def _reference(network: torch.nn.Module,
         return starts, errors.mean(axis=1), sums / counts[:, None]
 
 
-@pytest.mark.parametrize("kind", ["conv1d", "dense", "lstm"])
-def test_scores_follow_the_mean_of_covering_windows_rule(kind: str) -> None:
-    series = _series()
-    network = _network(kind, series.shape[1])
+def _scored_as_reference(network: torch.nn.Module, series: np.ndarray) -> Scores:
+    """``score_series`` of ``series``, checked against the rule's plain re-implementation."""
     index = pd.date_range("2024-01-01", periods=len(series), freq="min", tz="UTC")
     scores = score_series(network, series, index, LENGTH, STRIDE, batch_size=7)
     starts, window_scores, points = _reference(network, series)
     np.testing.assert_array_equal(scores.window_starts, starts)
     np.testing.assert_allclose(scores.window_scores, window_scores, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(scores.point_scores, points, rtol=1e-4, atol=1e-6)
+    return scores
+
+
+@pytest.mark.parametrize("kind", ["conv1d", "dense", "lstm"])
+def test_scores_follow_the_mean_of_covering_windows_rule(kind: str) -> None:
+    series = _series()
+    scores = _scored_as_reference(_network(kind, series.shape[1]), series)
     assert np.isnan(scores.aggregate[310:320]).all()  # inside the long gap: never flagged
     assert np.isfinite(scores.aggregate[:100]).all() and np.isfinite(scores.aggregate[-50:]).all()
     assert scores.point_scores.dtype == np.float32 and scores.aggregate.dtype == np.float64
@@ -85,14 +90,8 @@ def test_cross_channel_blend_scores_as_its_forward_pass(kind: str) -> None:
     network = build_detector_network(model, series.shape[1], LENGTH)
     assert isinstance(network, CrossChannelBlend)
     network.fit_predictor(series)
-    network.eval()
-    index = pd.date_range("2024-01-01", periods=len(series), freq="min", tz="UTC")
-    scores = score_series(network, series, index, LENGTH, STRIDE, batch_size=7)
-    starts, window_scores, points = _reference(network, series)
-    np.testing.assert_array_equal(scores.window_starts, starts)
-    np.testing.assert_allclose(scores.window_scores, window_scores, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(scores.point_scores, points, rtol=1e-4, atol=1e-6)
-    bare = score_series(network.autoencoder, series, index, LENGTH, STRIDE)
+    scores = _scored_as_reference(network.eval(), series)
+    bare = score_series(network.autoencoder, series, scores.timestamps, LENGTH, STRIDE)
     assert not np.allclose(bare.point_scores, scores.point_scores, equal_nan=True)
 
 
