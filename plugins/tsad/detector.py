@@ -29,8 +29,9 @@ Score rule (``threshold.*`` settings; stored with the model, so an old model kee
 4. Aggregate: ``max`` over channels (default) or ``mean``.
 5. Threshold: fitted on held-out single-point scores shrunk toward their mean (in the space
    the rule averages in, scores**p) by sqrt(max(1, rows / window length)), the factor by which
-   averaging rows / length independent windows narrows a normal score's spread. ``scope: channel`` fits one threshold per channel,
-   divides each channel by it and takes the max (threshold 1).
+   averaging rows / length independent windows narrows a normal score's spread.
+   ``scope: channel`` fits one threshold per channel, divides each channel by it and takes the
+   max (threshold 1).
 
 ``score`` returns the processed per-channel scores and aggregate (``window_scores`` stay raw);
 ``postprocess`` applies steps 2-5 to raw scores (e.g. from ``tsad.streaming``); ``check_drift``

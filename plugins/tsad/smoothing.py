@@ -98,10 +98,13 @@ def _window_means(segment: torch.Tensor, start: int, a: int, b: int, n: int, bef
     rows = np.arange(a, b)
     lo = np.maximum(rows - before, 0) - start
     hi = np.minimum(rows + after + 1, n) - start
-    window_sums = _differences(sums, lo, hi)
+    first = min(max(before - a, 0), b - a)  # rows [first, last) of the block: windows unclipped
+    last = max(min(n - after - a, b - a), first)
+    window_sums = _differences(sums, lo, hi, first, last)
     if all_finite:
         return window_sums.div_(torch.from_numpy((hi - lo).astype(np.float64))[:, None])
-    counts = _differences(_prefix_sums(torch.from_numpy(finite.astype(np.float64))), lo, hi)
+    counts = _differences(_prefix_sums(torch.from_numpy(finite.astype(np.float64))), lo, hi,
+                          first, last)
     means = window_sums.div_(counts)
     means[torch.from_numpy(~finite[a - start: b - start])] = float("nan")
     return means
@@ -115,22 +118,16 @@ def _prefix_sums(values: torch.Tensor) -> torch.Tensor:
     return sums
 
 
-def _differences(sums: torch.Tensor, lo: np.ndarray, hi: np.ndarray) -> torch.Tensor:
-    """``sums[hi] - sums[lo]`` for non-decreasing ``lo``, ``hi`` that step by one except where
-    the series' ends clip them: slices for the middle, gathers for the clipped rows."""
-    width = hi - lo
-    full = np.flatnonzero(width == width.max()) if len(width) else width
-    first, last = (int(full[0]), int(full[-1]) + 1) if len(full) else (0, 0)
-    contiguous = last > first and lo[last - 1] - lo[first] == last - 1 - first
-    if not contiguous:
-        first = last = 0
+def _differences(sums: torch.Tensor, lo: np.ndarray, hi: np.ndarray, first: int,
+                 last: int) -> torch.Tensor:
+    """``sums[hi] - sums[lo]``, where ``lo`` and ``hi`` step by one over rows [first, last):
+    two contiguous slices there, gathers for the few rows before and after (clipped windows)."""
     out = torch.empty((len(lo), sums.shape[1]), dtype=torch.float64)
     if last > first:
         size, top, bottom = last - first, int(hi[first]), int(lo[first])
         torch.sub(sums[top: top + size], sums[bottom: bottom + size], out=out[first:last])
     for part in (slice(0, first), slice(last, len(lo))):
         if part.stop > part.start:
-            edge_lo = torch.from_numpy(lo[part])
-            edge_hi = torch.from_numpy(hi[part])
-            out[part] = sums.index_select(0, edge_hi) - sums.index_select(0, edge_lo)
+            out[part] = (sums.index_select(0, torch.from_numpy(hi[part]))
+                         - sums.index_select(0, torch.from_numpy(lo[part])))
     return out
