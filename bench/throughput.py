@@ -51,7 +51,7 @@ from tsad.config import (GroupConfig, ModelConfig, SourceConfig, WindowConfig,  
                          group_config_from_dict)
 from tsad.detector import LEGACY_RULE, Detector, smoothing_rows  # noqa: E402
 from tsad.device import use_cpu_threads  # noqa: E402
-from tsad.networks import (CrossChannelBlend, build_detector_network,  # noqa: E402
+from tsad.networks import (autoencoder_of, build_detector_network,  # noqa: E402
                            build_network)
 from tsad.scaling import ChannelScaler  # noqa: E402
 from tsad.scoring import batch_windows  # noqa: E402
@@ -259,12 +259,6 @@ def flops_per_window(network: torch.nn.Module, channels: int) -> float:
         for hook in hooks:
             hook.remove()
     return (counter.get_total_flops() + recurrent[0]) / 64
-
-
-def per_window(network: torch.nn.Module) -> torch.nn.Module:
-    """What the scorer runs once per window: the autoencoder (a cross-channel blend's linear
-    prediction runs once per row, outside the windows: ``tsad.scoring.squared_errors``)."""
-    return network.autoencoder if isinstance(network, CrossChannelBlend) else network
 
 
 def model_rate(network: torch.nn.Module, channels: int, device: str = "cpu", seconds: float = 1.0,
@@ -574,7 +568,7 @@ def main() -> None:
     e2e_windows = results[f"tsad_{large_n}"]["windows"] / results[f"tsad_{large_n}"]["seconds"]
     for kind in dict.fromkeys(("conv1d", "dense", group.model.kind)):
         cfg = ModelConfig(kind=kind)
-        model = per_window(net if kind == group.model.kind
+        model = autoencoder_of(net if kind == group.model.kind
                            else build_detector_network(cfg, CHANNELS, LENGTH).eval())
         flops = flops_per_window(model, CHANNELS)
         peaks, rates = [], []
@@ -692,7 +686,8 @@ def gpu_rows(table: Table, results: dict[str, Any], group: GroupConfig, scaler: 
     peak = matmul_flops("cuda", torch.bfloat16, 8192)
     table.add(f"GPU bf16 matmul ({name})", f"{peak / 1e12:.0f} TFLOP/s", "measured, 8192^3")
     for kind in dict.fromkeys(("conv1d", "dense", group.model.kind)):
-        net = per_window(build_detector_network(ModelConfig(kind=kind), CHANNELS, LENGTH).eval())
+        net = autoencoder_of(
+            build_detector_network(ModelConfig(kind=kind), CHANNELS, LENGTH).eval())
         flops = flops_per_window(net, CHANNELS)
         rate = model_rate(net, CHANNELS, device="cuda", seconds=3.0, batch=65536, amp=True)
         cpu_rate = results[f"flops_{kind}"]["windows_per_s"]

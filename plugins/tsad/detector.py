@@ -52,7 +52,7 @@ import torch
 from tsad.config import GroupConfig, ThresholdConfig
 from tsad.device import resolve_device
 from tsad.errors import DataError
-from tsad.networks import CrossChannelBlend, build_detector_network
+from tsad.networks import CrossChannelBlend, autoencoder_of, build_detector_network
 from tsad.scaling import ChannelScaler
 from tsad.scoring import Scores, score_series
 from tsad.smoothing import apply_rule, moving_average  # noqa: F401 (re-exported: step 3)
@@ -122,7 +122,7 @@ class Detector:
                             "'training.days' or fix the gaps")
         torch.manual_seed(model_cfg.seed)
         network = build_detector_network(model_cfg, len(group.channels), length).to(device)
-        autoencoder = network.autoencoder if isinstance(network, CrossChannelBlend) else network
+        autoencoder = autoencoder_of(network)
         key = f"{group.name}:{frame.index[0]}:{frame.index[-1]}" if checkpoint else None
         report = train(autoencoder, series, train_starts, val_starts, length, model_cfg, device,
                        checkpoint_key=key)

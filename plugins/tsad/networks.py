@@ -172,6 +172,12 @@ def build_network(model: ModelConfig, n_channels: int, length: int) -> nn.Module
     return NETWORKS[model.kind](n_channels, length, model.hidden, model.latent)
 
 
+def autoencoder_of(network: nn.Module) -> nn.Module:
+    """The autoencoder inside a detector network: what trains, and what the scorer runs once
+    per window (a ``CrossChannelBlend``'s linear prediction runs once per row instead)."""
+    return network.autoencoder if isinstance(network, CrossChannelBlend) else network
+
+
 def build_detector_network(model: ModelConfig, n_channels: int, length: int) -> nn.Module:
     """What a detector scores with: the autoencoder, inside ``CrossChannelBlend`` when
     ``model.cross_channel`` > 0 and there are other channels to predict from."""
