@@ -49,15 +49,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 
 from tsad.config import (GroupConfig, ModelConfig, SourceConfig, WindowConfig,  # noqa: E402
                          group_config_from_dict)
-from tsad.detector import LEGACY_RULE, Detector, smoothing_rows  # noqa: E402
-from tsad.device import use_cpu_threads  # noqa: E402
-from tsad.networks import (autoencoder_of, build_detector_network,  # noqa: E402
+from tsad.model.detector import LEGACY_RULE, Detector, smoothing_rows  # noqa: E402
+from tsad.model.device import use_cpu_threads  # noqa: E402
+from tsad.model.networks import (autoencoder_of, build_detector_network,  # noqa: E402
                            build_network)
-from tsad.scaling import ChannelScaler  # noqa: E402
-from tsad.scoring import batch_windows  # noqa: E402
-from tsad.streaming import score_parquet, score_partition  # noqa: E402
-from tsad.thresholds import make_threshold  # noqa: E402
-from tsad.training import train  # noqa: E402
+from tsad.model.scaling import ChannelScaler  # noqa: E402
+from tsad.model.scoring import batch_windows  # noqa: E402
+from tsad.model.streaming import score_parquet, score_partition  # noqa: E402
+from tsad.model.thresholds import make_threshold  # noqa: E402
+from tsad.model.training import train  # noqa: E402
 from tsad.windows import gather_windows  # noqa: E402
 
 LENGTH = 64
@@ -463,7 +463,7 @@ def main() -> None:
                   f"{t_tsad_m:.2f}s = errors {t_raw_m:.2f}s + score rule {t_rule_m:.2f}s; "
                   f"{len(out.window_starts) / t_tsad_m:,.0f} windows/s; AUC-PR {quality:.3f}")
         table.add(f"tsad streamed errors only {n:,} x {CHANNELS}: values/s",
-                  f"{values / t_raw_m / 1e6:.1f} M", "tsad.streaming.score_parquet, no score rule")
+                  f"{values / t_raw_m / 1e6:.1f} M", "tsad.model.streaming.score_parquet, no score rule")
         table.add(f"pyarrow Parquet read {n:,} x {CHANNELS}: values/s",
                   f"{values / t_read_m / 1e6:.0f} M",
                   f"tsad e2e = {t_read_m / t_tsad_m:.1%} of the read rate")

@@ -52,7 +52,7 @@ RECORDS = Asset(name="tsad_records", uri="tsad://records", group="tsad")
 def labelled(group: str, shard: int | None = None) -> dict:
     """The task's context, carrying the name (``pumps``, ``pumps/s01``) that
     ``map_index_template`` shows."""
-    from tsad.shards import unit_label
+    from tsad.config.shards import unit_label
 
     context = get_current_context()
     context["sensor_group"] = unit_label(group, shard)  # type: ignore[typeddict-unknown-key]

@@ -143,7 +143,7 @@ def _fault_across_midnight(historian: str) -> None:
 def test_anomalous_day_emails_and_posts_plots_and_the_next_day_does_not_repeat(
         airflow_ready: Path, plant: dict, receivers: tuple[Inbox, int, str]) -> None:
     from tsad.airflow_layer.demo import run_dag_for_day
-    from tsad.simulator import simulate
+    from tsad.evaluation.simulator import simulate
 
     inbox, _, http = receivers
     config = plant["config"]

@@ -17,13 +17,14 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from tsad import pipeline, registry
+from tsad import pipeline
+from tsad.model import registry
 from tsad.config import GroupConfig, TsadConfig, from_dict, load_config
 from tsad.errors import ConfigError, DataError, ModelError, SourceError
-from tsad.extract import ExtractResult, extract_day
-from tsad.partitions import partition_path, read_partition
+from tsad.ingest.extract import ExtractResult, extract_day
+from tsad.ingest.partitions import partition_path, read_partition
 from tsad.retry import TransientSourceError
-from tsad.simulator import simulate
+from tsad.evaluation.simulator import simulate
 from tsad.storage.engine import dispose_all
 
 REPO = Path(__file__).resolve().parents[1]

@@ -111,7 +111,7 @@ def _worker_env(env: dict[str, str], hostname: str) -> dict[str, str]:
 
 def test_celery_routes_training_to_the_gpu_worker(tmp_path: Path) -> None:
     from tsad.config import load_config
-    from tsad.simulator import simulate
+    from tsad.evaluation.simulator import simulate
 
     redis_server = ensure_debian_package("redis-server", "redis-server")
     airflow = str(Path(sys.executable).with_name("airflow"))

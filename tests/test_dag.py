@@ -56,7 +56,7 @@ def test_dag_test_runs_the_nightly_pipeline_and_reruns_identically(
         airflow_ready: Path, plant_config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tsad.airflow_layer.demo import run_dag_for_day
     from tsad.config import load_config
-    from tsad.simulator import simulate
+    from tsad.evaluation.simulator import simulate
 
     monkeypatch.setenv("TSAD_CONFIG", str(plant_config_file))
     config = load_config(plant_config_file)

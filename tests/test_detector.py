@@ -13,13 +13,13 @@ import pytest
 import torch
 from torch import nn
 
-from tsad import registry
+from tsad.model import registry
 from tsad.config import GroupConfig, ModelConfig, SourceConfig, ThresholdConfig, WindowConfig
-from tsad.detector import (LEGACY_RULE, Detector, discount_samples, moving_average,
+from tsad.model.detector import (LEGACY_RULE, Detector, discount_samples, moving_average,
                            persistence_factor, training_seconds)
 from tsad.errors import ModelError
 from tsad.evaluation.metrics import average_precision
-from tsad.networks import CrossChannelBlend, build_detector_network
+from tsad.model.networks import CrossChannelBlend, build_detector_network
 
 
 @pytest.fixture(autouse=True)
@@ -84,7 +84,7 @@ def test_metrics_record_the_baseline_and_copy_checks(fitted: Detector) -> None:
 def test_a_weak_model_is_named_in_the_training_log(caplog: pytest.LogCaptureFixture) -> None:
     """One epoch of a 1-number code cannot beat x[t] = x[t-1] on a smooth series: say so."""
     smooth = synthetic(1500, seed=4).rolling(5, min_periods=1).mean()
-    with caplog.at_level(logging.INFO, logger="tsad.detector"):
+    with caplog.at_level(logging.INFO, logger="tsad.model.detector"):
         detector = Detector.fit(dataclasses.replace(group(epochs=1), model=ModelConfig(
             kind="dense", hidden=4, latent=1, epochs=1, seed=0)), smooth, checkpoint=False)
     assert detector.metrics_["beats_persistence"] is False

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from tsad import pipeline
 from tsad.config import load_config
-from tsad.simulator import simulate
+from tsad.evaluation.simulator import simulate
 from tsad.storage.engine import get_engine
 from tsad.storage.records import latest_run
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tsad.config import EventConfig
-from tsad.events import Event, event_mask, find_events, flagged_points
+from tsad.detection.events import Event, event_mask, find_events, flagged_points
 
 CHANNELS = ["a", "b", "c"]
 

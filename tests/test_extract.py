@@ -14,9 +14,9 @@ import sqlalchemy as sa
 
 from tsad.config import GroupConfig, TsadConfig, from_dict
 from tsad.errors import ConfigError, DataError, SourceError
-from tsad.extract import ExtractResult, extract_day
-from tsad.partitions import partition_path, read_partition
-from tsad.simulator import simulate
+from tsad.ingest.extract import ExtractResult, extract_day
+from tsad.ingest.partitions import partition_path, read_partition
+from tsad.evaluation.simulator import simulate
 
 PUMPS = [
     "flow",

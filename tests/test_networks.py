@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tsad.config import ModelConfig
-from tsad.networks import NETWORKS, build_network
+from tsad.model.networks import NETWORKS, build_network
 
 KINDS = sorted(NETWORKS)
 

@@ -21,11 +21,12 @@ pytest.importorskip("s3fs")
 moto_server = pytest.importorskip("moto.server")
 
 from conftest import small_plant  # noqa: E402
-from tsad import fs, pipeline, registry  # noqa: E402
+from tsad import fs, pipeline  # noqa: E402
+from tsad.model import registry  # noqa: E402
 from tsad.config import load_config  # noqa: E402
 from tsad.errors import DataError, ModelError  # noqa: E402
-from tsad.partitions import partition_path, read_partition  # noqa: E402
-from tsad.simulator import simulate  # noqa: E402
+from tsad.ingest.partitions import partition_path, read_partition  # noqa: E402
+from tsad.evaluation.simulator import simulate  # noqa: E402
 
 BUCKET = "tsad-test"
 D0 = date(2026, 3, 1)
@@ -79,7 +80,7 @@ def stub_render(picture: Any, path: str | Path) -> Path:
 
 
 def test_two_days_on_s3(s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("tsad.plots.render", stub_render)
+    monkeypatch.setattr("tsad.detection.plots.render", stub_render)
     monkeypatch.chdir(tmp_path)  # a stray local "s3:" folder would show up here
     data = small_plant(tmp_path, sampling_seconds=600)
     data["groups"] = data["groups"][:1]  # pumps

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tsad.errors import DataError
-from tsad.partitions import partition_path, read_days, read_partition, write_partition
+from tsad.ingest.partitions import partition_path, read_days, read_partition, write_partition
 
 CHANNELS = ["flow", "pressure", "temp"]
 

@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from tsad.config import EventConfig, GroupConfig, SourceConfig, WindowConfig
-from tsad.events import find_events
-from tsad.plots import event_plot_path, neighbourhood, plot_events, reconstruct
-from tsad.scaling import ChannelScaler
-from tsad.scoring import Scores
+from tsad.detection.events import find_events
+from tsad.detection.plots import event_plot_path, neighbourhood, plot_events, reconstruct
+from tsad.model.scaling import ChannelScaler
+from tsad.model.scoring import Scores
 
 DAY = date(2026, 11, 10)
 CHANNELS = ["flow", "pressure", "temp"]
@@ -118,5 +118,5 @@ def test_no_events_leaves_no_plots(tmp_path: Path) -> None:
 
 
 def test_importing_plots_does_not_import_matplotlib() -> None:
-    code = "import sys, tsad.plots; sys.exit('matplotlib' in sys.modules)"
+    code = "import sys, tsad.detection.plots; sys.exit('matplotlib' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -11,7 +11,7 @@ import torch
 
 from tsad.config import ModelConfig
 from tsad.progress import Bar, enabled, training_progress
-from tsad.training import train
+from tsad.model.training import train
 
 
 class Tty(io.StringIO):
@@ -44,7 +44,7 @@ def test_training_reports_every_epoch_to_the_bar_and_logs_epoch_lines(
     net = torch.nn.Sequential(torch.nn.Linear(2, 2))
     cfg = ModelConfig(kind="dense", hidden=2, latent=1, epochs=3, batch_size=32, patience=5)
     tty = Tty()
-    with caplog.at_level(logging.INFO, logger="tsad.training"), training_progress(stream=tty):
+    with caplog.at_level(logging.INFO, logger="tsad.model.training"), training_progress(stream=tty):
         train(net, series, np.arange(0, 120), np.arange(150, 190), 1, cfg, torch.device("cpu"))
     out = tty.getvalue()
     assert "training [" in out and "3/3 100%" in out and "training epoch 3/3" in out

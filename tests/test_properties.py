@@ -18,14 +18,14 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tsad import day_records
+from tsad.detection import day_records
 from tsad.config import GroupConfig, from_dict
 from tsad.dates import day_bounds
-from tsad.detector import Detector
+from tsad.model.detector import Detector
 from tsad.errors import DataError, SourceError
-from tsad.events import find_events, flagged_points
-from tsad.extract import extract_day
-from tsad.partitions import read_partition
+from tsad.detection.events import find_events, flagged_points
+from tsad.ingest.extract import extract_day
+from tsad.ingest.partitions import read_partition
 
 STEP = 600
 CHANNELS = ["a", "b"]

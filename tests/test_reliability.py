@@ -4,7 +4,7 @@ Real parts throughout: a simulated plant in an SQLite historian, real (tiny) tor
 records in SQLite and in a throwaway PostgreSQL server, real processes killed with SIGKILL.
 Sampling is 10 minutes (144 points a day) and the models are tiny and trained once per module
 (``plant`` copies them), so each day takes a blink. Event pictures are drawn by a stub here
-(``tsad.plots.render`` is what costs: test_plots covers it); the records do not depend on them.
+(``tsad.detection.plots.render`` is what costs: test_plots covers it); the records do not depend on them.
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from tsad import pipeline, registry, retry
+from tsad import pipeline, retry
+from tsad.model import registry
 from tsad.config import TsadConfig, load_config
 from tsad.errors import ConfigError
-from tsad.partitions import partition_path
+from tsad.ingest.partitions import partition_path
 from tsad.pipeline import RunInfo
-from tsad.simulator import simulate
+from tsad.evaluation.simulator import simulate
 from tsad.storage.engine import dispose_all, get_engine
 from tsad.storage.records import latest_run, write_partition
 from tsad.storage.schema import anomaly_event, anomaly_point, detection_run
@@ -56,7 +57,7 @@ def stub_render(picture: Any, path: str | Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def _cheap_plots(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("tsad.plots.render", stub_render)
+    monkeypatch.setattr("tsad.detection.plots.render", stub_render)
 
 
 def plant_dict(tmp: Path, db_url: str) -> dict[str, Any]:
@@ -169,10 +170,10 @@ def _backfill_one(job: tuple[str, str]) -> str:
     """One backfill run in a process of its own, as an Airflow worker would run it."""
     import torch
 
-    import tsad.plots
+    import tsad.detection.plots
 
     torch.set_num_threads(1)
-    tsad.plots.render = stub_render
+    tsad.detection.plots.render = stub_render
     file, day = job
     config = load_config(file)
     pipeline.run_day(config, date.fromisoformat(day),

@@ -13,11 +13,11 @@ import torch
 
 from tsad.config import ModelConfig
 from tsad.errors import DataError
-from tsad.networks import CrossChannelBlend, build_detector_network, build_network
-from tsad.partitions import write_partition
-from tsad.scaling import ChannelScaler
-from tsad.scoring import Scores, SeriesScorer, score_series
-from tsad.streaming import score_parquet
+from tsad.model.networks import CrossChannelBlend, build_detector_network, build_network
+from tsad.ingest.partitions import write_partition
+from tsad.model.scaling import ChannelScaler
+from tsad.model.scoring import Scores, SeriesScorer, score_series
+from tsad.model.streaming import score_parquet
 from tsad.windows import valid_starts, window_starts, window_view
 
 LENGTH, STRIDE = 16, 4
@@ -151,9 +151,9 @@ def test_streaming_names_a_missing_channel(tmp_path: Path) -> None:
 
 def test_score_partition_equals_detector_score_of_the_read_frame(tmp_path: Path) -> None:
     from tsad.config import GroupConfig, SourceConfig, WindowConfig
-    from tsad.detector import Detector
-    from tsad.partitions import read_partition, partition_path
-    from tsad.streaming import score_partition
+    from tsad.model.detector import Detector
+    from tsad.ingest.partitions import read_partition, partition_path
+    from tsad.model.streaming import score_partition
 
     channels = ["a", "b", "c"]
     index = pd.date_range("2024-01-01", periods=1500, freq="min", tz="UTC", name="timestamp")

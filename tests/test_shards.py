@@ -19,11 +19,12 @@ import pytest
 import sqlalchemy as sa
 import yaml
 from conftest import small_plant
-from tsad import pipeline, registry
+from tsad import pipeline
+from tsad.model import registry
 from tsad.config import TsadConfig, from_dict, load_config
 from tsad.errors import ConfigError
 from tsad.pipeline import RunInfo
-from tsad.simulator import simulate
+from tsad.evaluation.simulator import simulate
 
 REPO = Path(__file__).resolve().parents[1]
 START = date(2026, 3, 2)
@@ -40,7 +41,7 @@ def _group(shards: Any) -> dict[str, Any]:
 
 
 def test_shards_config_splits_and_round_trips() -> None:
-    from tsad.shards import shard_channels, shard_numbers, unit_group
+    from tsad.config.shards import shard_channels, shard_numbers, unit_group
 
     config = from_dict(TsadConfig, {"groups": [_group({"max_channels": 2}),
                                                {**_group({"channels": [["e", "a"], ["b", "c", "d"]]}),
@@ -208,7 +209,7 @@ def test_scratch_scores_round_trip_and_record_once(tmp_path: Path) -> None:
               for s, m in zip((1, 2), models, strict=True)]
     assert all(Path(s["path"]).is_file() for s in scored)
 
-    from tsad.unit_scores import read_scratch
+    from tsad.detection.unit_scores import read_scratch
 
     for memory, item in zip(in_memory, scored, strict=True):
         back = read_scratch(Path(item["path"]), "test")

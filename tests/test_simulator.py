@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from tsad.config import TsadConfig, from_dict
-from tsad.simulator import ANOMALY_TABLE, KINDS, InjectedAnomaly, simulate
+from tsad.evaluation.simulator import ANOMALY_TABLE, KINDS, InjectedAnomaly, simulate
 
 PUMPS = [
     "flow",

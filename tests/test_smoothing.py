@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tsad.smoothing import apply_rule, moving_average
+from tsad.model.smoothing import apply_rule, moving_average
 
 
 def naive_average(values: np.ndarray, width: int) -> np.ndarray:

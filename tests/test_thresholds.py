@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from tsad.config import ThresholdConfig
-from tsad.thresholds import (
+from tsad.model.thresholds import (
     ChannelThresholds,
     FixedThreshold,
     MeanStdThreshold,

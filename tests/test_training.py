@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from tsad.config import ModelConfig
-from tsad.networks import build_network
-from tsad.training import checkpoint_dir, train
+from tsad.model.networks import build_network
+from tsad.model.training import checkpoint_dir, train
 
 LENGTH = 16
 CFG = ModelConfig(kind="conv1d", hidden=8, latent=2, epochs=4, batch_size=32, patience=10)
@@ -26,8 +26,8 @@ CHILD = """
 import os, signal, sys
 import numpy as np, torch
 from tsad.config import ModelConfig
-from tsad.networks import build_network
-from tsad.training import train
+from tsad.model.networks import build_network
+from tsad.model.training import train
 series, train_starts, val_starts = (np.load(f"{{sys.argv[1]}}/{{f}}.npy") for f in "stv")
 cfg = ModelConfig(**eval(sys.argv[2]))
 torch.manual_seed(0)
@@ -100,7 +100,7 @@ def test_checkpoint_is_plain_state_and_never_leaks_into_another_run(data, tmp_pa
 
 
 def test_unreadable_checkpoint_is_ignored(data) -> None:
-    from tsad.training import checkpoint_path
+    from tsad.model.training import checkpoint_path
 
     series, train_starts, val_starts = data
     torch.manual_seed(0)

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 import yaml
 from conftest import REPO, small_plant
 
-from tsad.plots import EventPicture, event_plot_path, render
+from tsad.detection.plots import EventPicture, event_plot_path, render
 from tsad.storage.engine import get_engine
 from tsad.storage.records import (
     EventRecord,

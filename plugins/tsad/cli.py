@@ -104,7 +104,7 @@ def _evaluate(config: TsadConfig, args: argparse.Namespace) -> int:
 
 
 def _simulate(config: TsadConfig, args: argparse.Namespace) -> int:
-    from tsad.simulator import simulate
+    from tsad.evaluation.simulator import simulate
 
     injected = simulate(config, args.start, args.days, args.anomaly_day, seed=args.seed)
     last = args.start + timedelta(days=args.days - 1)

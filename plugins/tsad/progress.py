@@ -2,7 +2,7 @@
 
 Bars draw on a terminal only (stderr is a TTY and ``TSAD_PROGRESS`` is not ``0``); in a pipe, a
 file or an Airflow task they stay silent, and the task log gets the training's per-epoch lines
-from ``tsad.training``'s logger instead. Standard library only.
+from ``tsad.model.training``'s logger instead. Standard library only.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def training_progress(bar: Bar | None = None, *, stream: TextIO | None = None,
                       show: bool | None = None) -> Iterator[None]:
     """Inside the block, every training reports its epochs (via ``training.epoch_hook``): as the
     note of ``bar`` (one line for a multi-day run), else on a bar of its own."""
-    from tsad import training
+    from tsad.model import training
 
     own: list[Bar] = []
 

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare_airflow(airflow_environment(REPO, REPO / ".airflow"))
 
     from tsad.config import load_config
-    from tsad.simulator import simulate
+    from tsad.evaluation.simulator import simulate
 
     config = load_config()
     injected = simulate(config, SIM_START, SIM_DAYS, [ANOMALY_DAY], seed=7)

@@ -69,7 +69,7 @@ def list_groups(context: Any) -> list[str]:
 def list_units(groups: list[str], context: Any) -> list[dict[str, Any]]:
     """The units of work of the selected groups, ``{"group", "shard"}`` each (shard ``None``
     for an unsharded group), in config order: ensure_model and score map over them."""
-    from tsad.shards import shard_numbers
+    from tsad.config.shards import shard_numbers
 
     config = load_config()
     return [{"group": name, "shard": shard}
@@ -94,7 +94,7 @@ def ensure_model(group: str, shard: int | None, context: Any) -> dict[str, Any]:
     """One unit's model; the result carries the unit, so score can map over these results.
     Skipped when the group's extract did not produce the day's partition."""
     from tsad import fs, pipeline
-    from tsad.partitions import partition_path
+    from tsad.ingest.partitions import partition_path
 
     config = load_config()
     day = run_day(context, config)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tsad.scaling import ChannelScaler
+from tsad.model.scaling import ChannelScaler
 
 BASELINE_Q = 0.99
 PCA_VARIANCE = 0.9

@@ -3,7 +3,7 @@
 Settings come from a group's config (window, model, threshold, events) or, by default, from the
 config dataclasses' defaults, which are the defaults a new sensor group gets. Channels are the
 evaluated file's, ``sampling_seconds`` its median time step. Points are flagged as the operator
-sees them: every point inside an event (``tsad.events.event_mask``), so merge gaps and minimum
+sees them: every point inside an event (``tsad.detection.events.event_mask``), so merge gaps and minimum
 lengths count.
 """
 
@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from tsad.config import GroupConfig, ModelConfig, SourceConfig
-from tsad.detector import Detector
-from tsad.events import event_mask
+from tsad.model.detector import Detector
+from tsad.detection.events import event_mask
 
 EVALUATION_GROUP = "evaluate"
 
@@ -39,7 +39,7 @@ class _FittedDetector:
 
 
 class DetectorMethod:
-    """Fits ``tsad.detector.Detector`` with ``settings`` on each training frame."""
+    """Fits ``tsad.model.detector.Detector`` with ``settings`` on each training frame."""
 
     def __init__(self, settings: GroupConfig | None = None, name: str | None = None) -> None:
         self.settings = settings or default_settings()

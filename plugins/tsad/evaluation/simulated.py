@@ -38,7 +38,7 @@ class SimulatedGroup:
 def write_simulated(out_dir: str | Path, train_days: int = 7, test_days: int = 6,
                     seed: int = 0) -> list[SimulatedGroup]:
     """Simulate every demo group and write ``{out_dir}/{group}/normal.csv`` and ``labelled/``."""
-    from tsad.simulator import simulate
+    from tsad.evaluation.simulator import simulate
 
     out = Path(out_dir)
     base = load_config(DEFAULT_CONFIG)

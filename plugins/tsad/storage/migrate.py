@@ -1,6 +1,6 @@
 """Schema migrations (Alembic) for tsad's records database, run by ``tsad db upgrade`` or a task.
 
-The scripts live in the ``tsad.migrations`` package, so they install with tsad; the version is
+The scripts live in the ``tsad.storage.migrations`` package, so they install with tsad; the version is
 kept in tsad's own table, :data:`VERSION_TABLE`, so tsad can share a database (or a schema) with
 other Alembic users without either seeing the other's revision. Nothing here runs at import or at
 DAG parse time.
@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, MetaData, text
 from tsad.storage.engine import IMMEDIATE, describe, get_engine
 
 VERSION_TABLE = "tsad_alembic_version"
-SCRIPT_LOCATION = Path(__file__).resolve().parents[1] / "migrations"
+SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
 #: Modules that add tables to ``schema.metadata`` when imported (views, feedback, ...).
 SCHEMA_MODULES = ("tsad.storage.schema", "tsad.storage.views")
 _LOCK_KEY = zlib.crc32(b"tsad.storage.migrate") & 0x7FFFFFFF
@@ -48,7 +48,7 @@ def head() -> str:
 
     script = ScriptDirectory.from_config(_config())
     revision = script.get_current_head()
-    assert revision is not None, "tsad.migrations has no revisions"
+    assert revision is not None, "tsad.storage.migrations has no revisions"
     return revision
 
 

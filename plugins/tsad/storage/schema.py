@@ -1,7 +1,7 @@
 """tsad's tables: a public contract for downstream reports (additive changes only).
 
 This ``MetaData`` is the single definition of the schema; the Alembic migrations in
-``tsad.migrations`` create it (``tsad db upgrade``), and a test checks that they match it.
+``tsad.storage.migrations`` create it (``tsad db upgrade``), and a test checks that they match it.
 Types are portable between SQLite and PostgreSQL: timestamps are ``timestamptz`` on PostgreSQL
 and UTC ISO text on SQLite, and :class:`UTCDateTime` makes both hand back tz-aware
 UTC datetimes. ``partition_date`` is the site-local data day.

@@ -1,6 +1,6 @@
 """The model registry: one immutable folder per version under ``{models_dir}/{group}/vNNNN``.
 
-A sharded group (``groups[].shards``, see ``tsad.shards``) keeps one registry per shard,
+A sharded group (``groups[].shards``, see ``tsad.config.shards``) keeps one registry per shard,
 ``{models_dir}/{group}/sNN/vNNNN``, with ids ``group/sNN/vNNNN``; its manifest names the shard.
 
 A version holds ``config.json`` (the group config it was trained with), ``weights.safetensors``
@@ -54,7 +54,7 @@ class ModelVersion:
     version: int
     path: fs.Location  # a Path, or a URL string when the registry is in object storage
     manifest: dict[str, Any]
-    shard: int | None = None  # a sharded group's shard number (``tsad.shards``)
+    shard: int | None = None  # a sharded group's shard number (``tsad.config.shards``)
 
     @property
     def owner(self) -> str:
@@ -266,7 +266,7 @@ def _load_from(version: ModelVersion, folder: Path, channels: list[str] | None) 
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from tsad.detector import Detector
+    from tsad.model.detector import Detector
 
     manifest_path = fs.location(version.path, "manifest.json")
     if not version.manifest.get("files"):

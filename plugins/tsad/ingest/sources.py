@@ -1,6 +1,6 @@
 """Reading one day's raw rows from a group's source: a SQL table, or a dropped CSV/Parquet file.
 
-Nothing is cleaned here (that is :mod:`tsad.extract`); this module only finds the day's rows,
+Nothing is cleaned here (that is :mod:`tsad.ingest.extract`); this module only finds the day's rows,
 bounded in SQL with bound parameters or read from the day's file, and says plainly what is wrong
 with a source that is missing, unreadable or mis-shaped. A source that is down right now raises a
 :class:`tsad.retry.TransientSourceError`, which the pipeline retries.

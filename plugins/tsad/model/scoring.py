@@ -3,7 +3,7 @@
 Memory stays O(n·c) whatever the window length: windows are gathered one batch at a time from a
 strided view, and each batch's squared errors are folded onto per-timestamp float32 sums in torch
 straight away. A series can be fed in consecutive chunks (``SeriesScorer.add``) that overlap by
-``length - 1`` rows, so a day read row group by row group (``tsad.streaming``) scores exactly like
+``length - 1`` rows, so a day read row group by row group (``tsad.model.streaming``) scores exactly like
 the same day held in memory, and the input never has to be resident all at once.
 """
 
@@ -16,8 +16,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from tsad.device import use_cpu_threads
-from tsad.networks import CrossChannelBlend
+from tsad.model.device import use_cpu_threads
+from tsad.model.networks import CrossChannelBlend
 from tsad.windows import coverage_counts, fold_windows, gather_windows, valid_starts, window_starts
 
 BATCH_VALUES = 1 << 21  # values per inference batch (windows x length x channels): ~8 MB float32

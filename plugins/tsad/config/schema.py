@@ -8,20 +8,15 @@ never silently falls back to a default. ``to_dict`` round-trips through ``from_d
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Any, Literal
 
 from tsad.errors import ConfigError
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 GROUP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def _check(condition: bool, message: str) -> None:
@@ -391,152 +386,3 @@ class TsadConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-# ---------------------------------------------------------------- generic typed loading
-
-T = typing.TypeVar("T")
-
-
-def from_dict(cls: type[T], data: Any, path: str = "") -> T:
-    """Build dataclass ``cls`` from plain data, rejecting unknown keys and wrong types by path."""
-    where = path or "<root>"
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(f"{_join(path, unknown[0])}: unknown key; expected one of {sorted(fields)}")
-    kwargs = {}
-    for name, f in fields.items():
-        if name in data:
-            kwargs[name] = _coerce(hints[name], data[name], _join(path, name))
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{_join(path, name)}: required key is missing")
-    try:
-        return cls(**kwargs)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-
-
-def _join(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
-
-
-def _coerce(tp: Any, value: Any, path: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
-            return None
-        inner = [o for o in options if o is not type(None)]
-        return _coerce(inner[0], value, path)
-    if origin is Literal:
-        allowed = typing.get_args(tp)
-        if value not in allowed:
-            raise ConfigError(f"{path}: expected one of {list(allowed)}, got {value!r}")
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
-        (item_tp,) = typing.get_args(tp)
-        return [_coerce(item_tp, v, _join(path, i)) for i, v in enumerate(value)]
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, path)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {value!r}")
-        return _expand_env(value, path)
-    raise ConfigError(f"{path}: unsupported type {tp}")  # pragma: no cover - a bug in tsad
-
-
-def _expand_env(value: str, path: str) -> str:
-    """Expand ``${VAR}`` and ``${VAR:-default}`` so one file serves laptops and containers."""
-
-    def replace(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        if name in os.environ:
-            return os.environ[name]
-        if default is not None:
-            return default
-        raise ConfigError(f"{path}: environment variable {name} is not set and has no default")
-
-    return _ENV_REF.sub(replace, value)
-
-
-# ---------------------------------------------------------------- files and paths
-
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "tsad.yaml"
-
-
-def config_path() -> Path:
-    """The config file in force: ``$TSAD_CONFIG``, else ``tsad.yaml`` at the repository root."""
-    return Path(os.environ.get("TSAD_CONFIG", str(DEFAULT_CONFIG)))
-
-
-def load_config(path: str | Path | None = None) -> TsadConfig:
-    """Load and validate a YAML config; relative paths are made absolute against its folder."""
-    import yaml
-
-    file = Path(path) if path is not None else config_path()
-    if not file.is_file():
-        raise ConfigError(f"{file}: config file not found; set TSAD_CONFIG or pass --config")
-    try:
-        raw = yaml.safe_load(file.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
-    try:
-        config = from_dict(TsadConfig, raw)
-    except ConfigError as exc:
-        raise ConfigError(f"{file}: {exc}") from None
-    return resolve_paths(config, file.resolve().parent)
-
-
-def resolve_paths(config: TsadConfig, base: Path) -> TsadConfig:
-    """Anchor relative directories and SQLite files at ``base`` (the config file's folder)."""
-
-    def anchor(p: str) -> str:
-        return p if "://" in p or Path(p).is_absolute() else str(base / p)
-
-    def anchor_url(url: str | None) -> str | None:
-        if url and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-            rest = url[len("sqlite:///"):]
-            if rest and not rest.startswith(":memory:"):
-                return "sqlite:///" + str(base / rest)
-        return url
-
-    groups = []
-    for g in config.groups:
-        src = dataclasses.replace(
-            g.source,
-            url=anchor_url(g.source.url),
-            path=anchor(g.source.path) if g.source.path else None,
-        )
-        groups.append(dataclasses.replace(g, source=src))
-    return dataclasses.replace(
-        config,
-        groups=groups,
-        database=dataclasses.replace(config.database, url=anchor_url(config.database.url)),
-        data_dir=anchor(config.data_dir),
-        models_dir=anchor(config.models_dir),
-    )
-
-
-def group_config_from_dict(data: dict[str, Any]) -> GroupConfig:
-    """Rebuild a group's config from its stored JSON (model versions keep theirs)."""
-    return from_dict(GroupConfig, data, "group")

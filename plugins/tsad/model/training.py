@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from tsad.config import ModelConfig
-from tsad.device import use_cpu_threads
+from tsad.model.device import use_cpu_threads
 from tsad.windows import gather_windows
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def train(
     """
     report = TrainingReport()
     began = time.perf_counter()
-    if device.type == "cpu":  # small steps run best on fewer threads (tsad.device)
+    if device.type == "cpu":  # small steps run best on fewer threads (tsad.model.device)
         use_cpu_threads(cfg.batch_size * length * series.shape[1])
     data = _to_device(series, device)
     train_idx = torch.from_numpy(np.asarray(train_starts, dtype=np.int64)).to(device)

@@ -14,7 +14,7 @@ scores are the records' as they always were. Several shards merge by this rule
   marked drift and names it; that shard retrains next run), so one drifting subsystem neither
   floods the day with events nor hides the others'.
 
-``ShardedView`` shows several shard detectors to ``tsad.plots`` as one detector over their
+``ShardedView`` shows several shard detectors to ``tsad.detection.plots`` as one detector over their
 channels, so an event's picture can hold top channels of different shards.
 """
 
@@ -28,8 +28,8 @@ import pandas as pd
 
 from tsad.config import GroupConfig
 from tsad.errors import DataError
-from tsad.scaling import ChannelScaler
-from tsad.unit_scores import UnitScores
+from tsad.model.scaling import ChannelScaler
+from tsad.detection.unit_scores import UnitScores
 
 
 @dataclass
@@ -88,7 +88,7 @@ def merge(group: GroupConfig, units: list[UnitScores]) -> Merged:
 
 
 class ShardedView:
-    """Several shard detectors seen as one detector over their channels (for ``tsad.plots``):
+    """Several shard detectors seen as one detector over their channels (for ``tsad.detection.plots``):
     ``channels`` in group order, one scaler, and a network that reconstructs each shard's
     columns with that shard's model."""
 

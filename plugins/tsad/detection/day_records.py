@@ -17,7 +17,7 @@ import numpy as np
 
 from tsad.config import GroupConfig, TsadConfig
 from tsad.dates import day_bounds
-from tsad.events import find_events, flagged_points
+from tsad.detection.events import find_events, flagged_points
 from tsad.storage.records import EventRecord, PointRecord, RunRecord
 
 log = logging.getLogger("tsad.pipeline")
@@ -34,7 +34,7 @@ class DayRecords:
 
 def build_records(config: TsadConfig, group: GroupConfig, day: date, merged: Any, dag_id: str,
                   run_id: str, started: datetime, quality: dict[str, Any]) -> DayRecords:
-    """The run row, events (with plots) and points of ``merged`` (``tsad.merge``) scores."""
+    """The run row, events (with plots) and points of ``merged`` (``tsad.detection.merge``) scores."""
     drift = bool(merged.drifted)
     if len(merged.drifted) == len(merged.units):  # the whole group drifted: no events
         events, point_idx = [], np.empty(0, dtype=np.int64)
@@ -89,12 +89,12 @@ def _run_message(merged: Any) -> str:
 
 def _plots(config: TsadConfig, group: GroupConfig, day: date, merged: Any,
            events: list[Any]) -> list[str | None]:
-    """One PNG per event (see ``tsad.plots``); a plot that fails is logged, never loses records.
+    """One PNG per event (see ``tsad.detection.plots``); a plot that fails is logged, never loses records.
 
     The readings are read only when there are events, and only the columns of the units the
     events involve (a run without events only removes an earlier run's stale plots)."""
-    from tsad.partitions import read_partition
-    from tsad.plots import plot_events
+    from tsad.ingest.partitions import read_partition
+    from tsad.detection.plots import plot_events
 
     try:
         detector, frame, shown = None, None, ""
@@ -112,8 +112,8 @@ def _plots(config: TsadConfig, group: GroupConfig, day: date, merged: Any,
 def _plot_detector(group: GroupConfig, merged: Any, events: list[Any]) -> tuple[Any, str]:
     """The detector the plots reconstruct with, and the model version(s) their titles name: the
     unit's own, or a view over the shards that lead an event or own one of its top channels."""
-    from tsad import registry
-    from tsad.merge import ShardedView
+    from tsad.model import registry
+    from tsad.detection.merge import ShardedView
 
     def loaded(unit: Any) -> Any:
         if unit.detector is None:

@@ -68,7 +68,7 @@ def _shown(engine: Any) -> str:
 
 def extract(config: TsadConfig, group_name: str, day: date, source_url: str | None = None) -> dict[str, Any]:
     """Pull the day's readings from the source into the group's Parquet partition."""
-    from tsad.extract import extract_day
+    from tsad.ingest.extract import extract_day
 
     group = config.group(group_name)
     result = _retrying(lambda: extract_day(group, day, config.site_timezone, config.data_dir,
@@ -86,11 +86,11 @@ def ensure_model(config: TsadConfig, group_name: str, day: date, *, shard: int |
                  db_url: str | None = None, run: RunInfo = RunInfo()) -> dict[str, Any]:
     """Reuse the newest model trained before ``day``, or train and publish a new version.
 
-    ``shard`` picks one channel shard of a sharded group (``tsad.shards``): each shard has its
+    ``shard`` picks one channel shard of a sharded group (``tsad.config.shards``): each shard has its
     own registry, and retraining is decided per shard (drift in one subsystem retrains only its
     shard)."""
-    from tsad import registry
-    from tsad.shards import unit_group, unit_label
+    from tsad.model import registry
+    from tsad.config.shards import unit_group, unit_label
 
     group = config.group(group_name)
     unit, label = unit_group(group, shard), unit_label(group.name, shard)
@@ -111,9 +111,10 @@ def ensure_model(config: TsadConfig, group_name: str, day: date, *, shard: int |
 
 def _train(config: TsadConfig, group: GroupConfig, day: date, source_url: str | None,
            run: RunInfo, shard: int | None = None) -> Any:
-    from tsad import fs, registry
-    from tsad.detector import Detector
-    from tsad.partitions import partition_path, read_days
+    from tsad import fs
+    from tsad.model import registry
+    from tsad.model.detector import Detector
+    from tsad.ingest.partitions import partition_path, read_days
 
     days = training_days(day, group.training.days)
     for past in days:  # a fresh deployment has no partitions yet: extract what training needs
@@ -154,9 +155,10 @@ def _drifted_before(config: TsadConfig, group: GroupConfig, day: date, version: 
     Decided from the data (that day's partition scored by the same version), not from the run
     table, so concurrent backfills that finish in any order still choose the same model.
     """
-    from tsad import fs, registry
-    from tsad.partitions import partition_path
-    from tsad.streaming import score_partition
+    from tsad import fs
+    from tsad.model import registry
+    from tsad.ingest.partitions import partition_path
+    from tsad.model.streaming import score_partition
 
     previous = day - timedelta(days=1)
     if version is None or previous <= version.training_end:
@@ -172,15 +174,16 @@ def _drifted_before(config: TsadConfig, group: GroupConfig, day: date, version: 
 
 def score(config: TsadConfig, group_name: str, day: date, model_path: str, *,
           shard: int | None = None, run: RunInfo = RunInfo()) -> Any:
-    """One unit's scores of the day (``tsad.unit_scores.UnitScores``): the partition streamed
-    from Parquet batch by batch (``tsad.streaming``; only the unit's columns are read), so
+    """One unit's scores of the day (``tsad.detection.unit_scores.UnitScores``): the partition streamed
+    from Parquet batch by batch (``tsad.model.streaming``; only the unit's columns are read), so
     memory is bounded by the day's output, not by its input."""
-    from tsad import fs, registry
+    from tsad import fs
+    from tsad.model import registry
     from tsad.errors import DataError, ModelError
-    from tsad.partitions import partition_path
-    from tsad.shards import unit_group, unit_label
-    from tsad.streaming import score_partition
-    from tsad.unit_scores import UnitScores
+    from tsad.ingest.partitions import partition_path
+    from tsad.config.shards import unit_group, unit_label
+    from tsad.model.streaming import score_partition
+    from tsad.detection.unit_scores import UnitScores
 
     group = config.group(group_name)
     unit, label = unit_group(group, shard), unit_label(group.name, shard)
@@ -208,7 +211,7 @@ def score_unit(config: TsadConfig, group_name: str, day: date, model_path: str, 
                shard: int | None = None, run: RunInfo = RunInfo()) -> dict[str, Any]:
     """``score``, left in the run's scratch file for ``record_units`` (the DAG's score task:
     scores travel between workers as a file, never through XCom)."""
-    from tsad.unit_scores import remove_scratch, scratch_path, write_scratch
+    from tsad.detection.unit_scores import remove_scratch, scratch_path, write_scratch
 
     path = scratch_path(config.data_dir, config.group(group_name).name, day, run.run_id, shard)
     remove_scratch([path])  # an earlier attempt's file must not outlive a failure of this one
@@ -225,12 +228,12 @@ def score_unit(config: TsadConfig, group_name: str, day: date, model_path: str, 
 
 def record(config: TsadConfig, group_name: str, day: date, units: list[Any], *,
            db_url: str | None = None, run: RunInfo = RunInfo()) -> dict[str, Any]:
-    """Merge the group's unit scores (``tsad.merge``) and replace the (group, day)'s anomaly
+    """Merge the group's unit scores (``tsad.detection.merge``) and replace the (group, day)'s anomaly
     records in one transaction: once per (group, day), however many shards."""
-    from tsad import registry
+    from tsad.model import registry
     from tsad.errors import DataError
-    from tsad.merge import merge
-    from tsad.shards import shard_numbers, unit_label
+    from tsad.detection.merge import merge
+    from tsad.config.shards import shard_numbers, unit_label
 
     group = config.group(group_name)
     expected, got = shard_numbers(group), [u.shard for u in units]
@@ -255,8 +258,8 @@ def record_units(config: TsadConfig, group_name: str, day: date, *, db_url: str 
                  run: RunInfo = RunInfo()) -> dict[str, Any]:
     """``record`` of the scores this run's score tasks left for the group (the DAG's detect
     task); the scratch files are removed once the records are committed."""
-    from tsad.shards import shard_numbers, unit_label
-    from tsad.unit_scores import read_scratch, remove_scratch, scratch_path
+    from tsad.config.shards import shard_numbers, unit_label
+    from tsad.detection.unit_scores import read_scratch, remove_scratch, scratch_path
 
     group = config.group(group_name)
     paths = {s: scratch_path(config.data_dir, group.name, day, run.run_id, s)
@@ -277,8 +280,8 @@ def unscored_units(config: TsadConfig, group_name: str, day: date,
                    run: RunInfo = RunInfo()) -> list[str]:
     """The group's units that have no scratch scores from ``run`` (what ``record_units`` lacks)."""
     from tsad import fs
-    from tsad.shards import shard_numbers, unit_label
-    from tsad.unit_scores import scratch_path
+    from tsad.config.shards import shard_numbers, unit_label
+    from tsad.detection.unit_scores import scratch_path
 
     group = config.group(group_name)
     return [unit_label(group.name, s) for s in shard_numbers(group)
@@ -289,7 +292,7 @@ def detect(config: TsadConfig, group_name: str, day: date, model_path: str, *,
            db_url: str | None = None, run: RunInfo = RunInfo()) -> dict[str, Any]:
     """Score the day's partition and replace its anomaly records in one transaction (an
     unsharded group; a sharded one goes through ``score`` per shard, then ``record``)."""
-    from tsad.shards import shard_numbers
+    from tsad.config.shards import shard_numbers
 
     units = shard_numbers(config.group(group_name))
     if units != [None]:
@@ -313,8 +316,8 @@ def records_written_by(config: TsadConfig, group_name: str, day: date, run_id: s
 
 def _write_records(engine: Any, config: TsadConfig, group: GroupConfig, day: date, merged: Any,
                    run: RunInfo, started: datetime) -> dict[str, Any]:
-    """Build the group-day's records (``tsad.day_records``) and write them in one transaction."""
-    from tsad.day_records import build_records
+    """Build the group-day's records (``tsad.detection.day_records``) and write them in one transaction."""
+    from tsad.detection.day_records import build_records
     from tsad.storage.records import write_partition
 
     built = build_records(config, group, day, merged, run.dag_id, run.run_id, started,
@@ -330,7 +333,7 @@ def _write_records(engine: Any, config: TsadConfig, group: GroupConfig, day: dat
 
 def _quality(config: TsadConfig, group: GroupConfig, day: date) -> dict[str, Any]:
     from tsad import fs
-    from tsad.partitions import partition_path
+    from tsad.ingest.partitions import partition_path
 
     sidecar = fs.with_name(partition_path(config.data_dir, group.name, day), "quality.json")
     return _read_json(sidecar) if fs.is_file(sidecar) else {}
@@ -409,7 +412,7 @@ def run_day(config: TsadConfig, day: date, groups: list[str] | None = None, *,
             force_retrain: bool = False, run: RunInfo = RunInfo()) -> list[dict[str, Any]]:
     """Every step for every selected group, in order: what the DAG does, without Airflow (a
     sharded group's shards one after the other, in this process)."""
-    from tsad.shards import shard_numbers
+    from tsad.config.shards import shard_numbers
 
     results = []
     for name in groups or [g.name for g in config.groups]:

@@ -130,7 +130,7 @@ def reconstruct(detector: Any, raw: np.ndarray) -> np.ndarray:
 
 def plot_events(detector: Any, frame: Any, scores: Any, events: Sequence[Any], *,
                 data_dir: str | Path, group: str, day: date, model_version: str) -> list[str]:
-    """Render one PNG per event (``tsad.events.Event``) and return their paths, in event order.
+    """Render one PNG per event (``tsad.detection.events.Event``) and return their paths, in event order.
 
     Plots left over from an earlier run of the partition that had more events are removed.
     """

@@ -137,7 +137,7 @@ class CrossChannelBlend(nn.Module):
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """The linear prediction of every channel from the others, for ``x [..., c]``.
 
-        It depends on one timestep only, so the scorer (``tsad.scoring``) runs it once per row
+        It depends on one timestep only, so the scorer (``tsad.model.scoring``) runs it once per row
         of the series rather than once per window that covers the row: with windows ``length /
         stride`` deep, that is 4x less of this work at the defaults."""
         steps = x.reshape(-1, x.shape[-1])

@@ -10,7 +10,7 @@ Score rule (``threshold.*`` settings; stored with the model, so an old model kee
    and squared errors become per-timestamp, per-channel errors (``tsad.windows``). With
    ``model.cross_channel`` > 0 the reconstruction blends the autoencoder's with a linear
    prediction of each channel from the others at the same timestep
-   (``tsad.networks.CrossChannelBlend``: the autoencoder is trained alone, the prediction is
+   (``tsad.model.networks.CrossChannelBlend``: the autoencoder is trained alone, the prediction is
    fitted by least squares on the same training rows), so a channel that leaves the others
    keeps an error the autoencoder's window code would have rebuilt away.
 2. Weights: ``normalise: mean`` divides each channel by its mean held-out error, so a one-channel
@@ -34,7 +34,7 @@ Score rule (``threshold.*`` settings; stored with the model, so an old model kee
    max (threshold 1).
 
 ``score`` returns the processed per-channel scores and aggregate (``window_scores`` stay raw);
-``postprocess`` applies steps 2-5 to raw scores (e.g. from ``tsad.streaming``); ``check_drift``
+``postprocess`` applies steps 2-5 to raw scores (e.g. from ``tsad.model.streaming``); ``check_drift``
 tells a day that moved away from training as a whole from an event.
 """
 
@@ -50,15 +50,15 @@ import pandas as pd
 import torch
 
 from tsad.config import GroupConfig, ThresholdConfig
-from tsad.device import resolve_device
+from tsad.model.device import resolve_device
 from tsad.errors import DataError
-from tsad.networks import CrossChannelBlend, autoencoder_of, build_detector_network
-from tsad.scaling import ChannelScaler
-from tsad.scoring import Scores, score_series
-from tsad.smoothing import apply_rule, moving_average  # noqa: F401 (re-exported: step 3)
-from tsad.thresholds import (ChannelThresholds, FixedThreshold, Threshold, make_threshold,
+from tsad.model.networks import CrossChannelBlend, autoencoder_of, build_detector_network
+from tsad.model.scaling import ChannelScaler
+from tsad.model.scoring import Scores, score_series
+from tsad.model.smoothing import apply_rule, moving_average  # noqa: F401 (re-exported: step 3)
+from tsad.model.thresholds import (ChannelThresholds, FixedThreshold, Threshold, make_threshold,
                              threshold_from_dict)
-from tsad.training import train
+from tsad.model.training import train
 from tsad.windows import valid_starts, window_view
 
 log = logging.getLogger(__name__)
@@ -180,10 +180,10 @@ class Detector:
         return score_series(self.network_, series, timestamps, window.length, window.stride)
 
     def postprocess(self, raw: Scores, inplace: bool = False) -> Scores:
-        """Steps 2-5 of the score rule on raw errors (e.g. from ``tsad.streaming``).
+        """Steps 2-5 of the score rule on raw errors (e.g. from ``tsad.model.streaming``).
 
         ``inplace=True`` overwrites ``raw.point_scores`` (float32) instead of copying them: the
-        rule then adds a few MB whatever the day's size (``tsad.smoothing``)."""
+        rule then adds a few MB whatever the day's size (``tsad.model.smoothing``)."""
         points = raw.point_scores if inplace else np.array(raw.point_scores, dtype=np.float32)
         if points.shape[0] == 0:
             return replace(raw, point_scores=points, aggregate=np.empty(0))

@@ -23,12 +23,12 @@ from torch import nn
 
 from tsad import fs
 from tsad.errors import DataError
-from tsad.partitions import TIMESTAMP
-from tsad.scaling import ChannelScaler
-from tsad.scoring import Scores, SeriesScorer
+from tsad.ingest.partitions import TIMESTAMP
+from tsad.model.scaling import ChannelScaler
+from tsad.model.scoring import Scores, SeriesScorer
 
 if TYPE_CHECKING:
-    from tsad.detector import Detector
+    from tsad.model.detector import Detector
 
 READ_ROWS = 1 << 13  # rows per record batch read from the file
 READ_BUFFER = 1 << 16  # bytes per column: column chunks are read through buffered streams

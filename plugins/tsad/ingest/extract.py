@@ -24,9 +24,9 @@ import pandas as pd
 from tsad.config import GroupConfig, QualityConfig
 from tsad.dates import day_bounds
 from tsad.errors import DataError
-from tsad.partitions import TIMESTAMP, partition_path, write_partition
-from tsad.sources import MISSING_TEXT, RawRows, read_file, read_sql, require_columns
-from tsad.sources import source_url as resolve_source_url
+from tsad.ingest.partitions import TIMESTAMP, partition_path, write_partition
+from tsad.ingest.sources import MISSING_TEXT, RawRows, read_file, read_sql, require_columns
+from tsad.ingest.sources import source_url as resolve_source_url
 
 #: Default forward-fill limit in grid steps (``quality.max_fill_steps``); longer gaps stay NaN.
 MAX_FILL_STEPS = QualityConfig().max_fill_steps

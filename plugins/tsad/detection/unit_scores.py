@@ -31,10 +31,10 @@ import pyarrow.parquet as pq
 
 from tsad import fs
 from tsad.errors import DataError
-from tsad.partitions import TIMESTAMP, write_table_atomic
-from tsad.shards import shard_folder, unit_label
+from tsad.ingest.partitions import TIMESTAMP, write_table_atomic
+from tsad.config.shards import shard_folder, unit_label
 
-META_KEY = b"tsad.unit_scores"
+META_KEY = b"tsad.detection.unit_scores"
 SCORE_PREFIX = "score:"
 
 
