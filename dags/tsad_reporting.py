@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import dag, task
 
-#: The same Asset the nightly DAG's ``detect`` task emits (name and URI must match).
-RECORDS = Asset(name="tsad_records", uri="tsad://records", group="tsad")
+from tsad.airflow_layer.assets import RECORDS
 
 
 @dag(
