@@ -3,6 +3,7 @@ never at DAG parse time; ``tsad db upgrade`` on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -28,12 +29,12 @@ def tables(url: str) -> set[str]:
 
 def test_upgrade_creates_every_table_under_tsads_version_table(db_url: str) -> None:
     assert migrate.current(db_url) is None
-    assert migrate.upgrade(db_url) == migrate.head() == "0001"
+    assert migrate.upgrade(db_url) == migrate.head() == "0002"
     expected = set(migrate.load_metadata().tables)
     assert {"model_version", "detection_run", "anomaly_event", "anomaly_point"} <= expected
     assert expected | {migrate.VERSION_TABLE} <= tables(db_url)
     assert "alembic_version" not in tables(db_url)  # another app's Alembic is left alone
-    assert migrate.upgrade(db_url) == "0001"  # again: a no-op
+    assert migrate.upgrade(db_url) == "0002"  # again: a no-op
 
 
 def test_migrated_schema_matches_the_metadata(db_url: str) -> None:
@@ -45,10 +46,14 @@ def test_migrated_schema_matches_the_metadata(db_url: str) -> None:
         assert compare_metadata(context, migrate.load_metadata()) == []
 
 
+def first_release_tables() -> sa.MetaData:
+    """The tables as the first release created them (the frozen baseline revision)."""
+    return importlib.import_module("tsad.storage.migrations.versions.0001_baseline").baseline()
+
+
 def test_a_database_made_before_migrations_is_adopted(db_url: str) -> None:
     engine = get_engine(db_url)
-    metadata = migrate.load_metadata()
-    metadata.create_all(engine)  # what create_schema did before Alembic
+    first_release_tables().create_all(engine)  # what create_schema did before Alembic
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO model_version (id, sensor_group, version, detector_kind, "
                              "config_json, config_sha256, artifact_uri, manifest_sha256, "
@@ -56,9 +61,36 @@ def test_a_database_made_before_migrations_is_adopted(db_url: str) -> None:
                              "created_at, status) VALUES ('g/v0001', 'g', 1, 'dense', '{}', 'c', "
                              "'u', 'm', '2026-01-01', '2026-01-02', 'quantile', 1.0, "
                              "'2026-01-03 00:00:00', 'published')"))
-    assert migrate.upgrade(db_url) == "0001"
+    assert migrate.upgrade(db_url) == "0002"
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM model_version")).scalar_one() == 1
+
+
+def test_the_first_release_upgrades_to_head_keeping_its_rows(db_url: str) -> None:
+    """0001 -> head: the columns and the verdict label added since, earlier rows kept, and the
+    result identical to a database migrated from empty."""
+    engine = get_engine(db_url)
+    migrate.upgrade(db_url, "0001")
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO anomaly_feedback (sensor_group, partition_date, "
+                             "event_start_ts, label, created_at) VALUES ('g', '2026-01-01', "
+                             "'2026-01-01 10:00:00', 'false_alarm', '2026-01-02 00:00:00')"))
+    assert migrate.upgrade(db_url) == "0002"
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO anomaly_feedback (sensor_group, partition_date, "
+                             "event_start_ts, label, created_at) VALUES ('g', '2026-01-01', "
+                             "'2026-01-01 11:00:00', 'new_operating_point', "
+                             "'2026-01-02 00:00:00')"))
+        labels = conn.execute(sa.text("SELECT label FROM anomaly_feedback ORDER BY id")).all()
+    assert [r[0] for r in labels] == ["false_alarm", "new_operating_point"]
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO anomaly_feedback (sensor_group, partition_date, "
+                             "event_start_ts, label, created_at) VALUES ('g', '2026-01-01', "
+                             "'2026-01-01 12:00:00', 'maybe', '2026-01-02 00:00:00')"))
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"version_table": migrate.VERSION_TABLE, "compare_type": True})
+        assert compare_metadata(context, migrate.load_metadata()) == []
 
 
 def test_concurrent_upgrades_serialize(db_url: str) -> None:
@@ -76,10 +108,10 @@ def test_concurrent_upgrades_serialize(db_url: str) -> None:
         t.start()
     for t in threads:
         t.join(60)
-    assert errors == [] and results == ["0001"] * 4
+    assert errors == [] and results == ["0002"] * 4
     with get_engine(db_url).connect() as conn:
         versions = conn.execute(sa.text(f"SELECT version_num FROM {migrate.VERSION_TABLE}")).all()
-    assert [v[0] for v in versions] == ["0001"]
+    assert [v[0] for v in versions] == ["0002"]
 
 
 def write_config(tmp_path: Path, db_url: str) -> Path:
@@ -94,10 +126,10 @@ def write_config(tmp_path: Path, db_url: str) -> Path:
 def test_cli_db_upgrade(db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(tmp_path, db_url)
     assert main(["--config", str(config), "db", "upgrade"]) == 0
-    assert "upgraded from empty to revision 0001" in capsys.readouterr().out
+    assert "upgraded from empty to revision 0002" in capsys.readouterr().out
     assert main(["--config", str(config), "db", "upgrade"]) == 0
-    assert "already at revision 0001" in capsys.readouterr().out
-    assert migrate.current(db_url) == "0001"
+    assert "already at revision 0002" in capsys.readouterr().out
+    assert migrate.current(db_url) == "0002"
 
 
 def test_cli_db_upgrade_unreachable_server_hides_the_password(

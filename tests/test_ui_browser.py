@@ -44,7 +44,8 @@ from tsad.storage.records import (
     write_partition,
 )
 from tsad.storage.schema import create_schema
-from tsad.storage.views import anomaly_feedback, create_views
+from tsad.storage.schema import anomaly_feedback
+from tsad.storage.views import create_views
 
 ARTIFACTS = REPO / "tests" / "artifacts"
 UTC = timezone.utc

@@ -26,7 +26,8 @@ from tsad.storage.records import (
     write_partition,
 )
 from tsad.storage.schema import create_schema
-from tsad.storage.views import VIEWS, anomaly_feedback, create_views
+from tsad.storage.schema import anomaly_feedback
+from tsad.storage.views import VIEWS, create_views
 
 REPO = Path(__file__).resolve().parents[1]
 UTC = timezone.utc

@@ -12,8 +12,6 @@ made by the pre-Alembic ``create_all`` is adopted: the first revision only creat
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import threading
 import zlib
 from pathlib import Path
@@ -25,18 +23,13 @@ from tsad.storage.engine import IMMEDIATE, describe, get_engine
 
 VERSION_TABLE = "tsad_alembic_version"
 SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
-#: Modules that add tables to ``schema.metadata`` when imported (views, feedback, ...).
-SCHEMA_MODULES = ("tsad.storage.schema", "tsad.storage.views")
 _LOCK_KEY = zlib.crc32(b"tsad.storage.migrate") & 0x7FFFFFFF
 _current: set[str] = set()  # URLs seen at head in this process
 _guard = threading.Lock()
 
 
 def load_metadata() -> MetaData:
-    """``schema.metadata`` with every table tsad defines (modules that exist are imported)."""
-    for name in SCHEMA_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name)
+    """Every table tsad defines, at head (``tsad.storage.schema``)."""
     from tsad.storage.schema import metadata
 
     return metadata

@@ -1,7 +1,9 @@
 """tsad's tables: a public contract for downstream reports (additive changes only).
 
-This ``MetaData`` is the single definition of the schema; the Alembic migrations in
-``tsad.storage.migrations`` create it (``tsad db upgrade``), and a test checks that they match it.
+This ``MetaData`` is the single definition of the schema at head; the Alembic migrations in
+``tsad.storage.migrations`` build it step by step (``tsad db upgrade``: the baseline revision is a
+frozen copy of the first release's tables, later revisions add to it), and a test checks that a
+database migrated from empty, and one migrated from the first release, both match it.
 Types are portable between SQLite and PostgreSQL: timestamps are ``timestamptz`` on PostgreSQL
 and UTC ISO text on SQLite, and :class:`UTCDateTime` makes both hand back tz-aware
 UTC datetimes. ``partition_date`` is the site-local data day.
@@ -14,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    CheckConstraint,
     Boolean,
     Column,
     Date,
@@ -146,6 +149,11 @@ anomaly_event = Table(
     Column("model_version_id", String(100), nullable=True),
     Column("plot_path", Text, nullable=True,
            comment="PNG of the event (readings, reconstructions, score vs threshold); may be NULL"),
+    Column("kind", String(32), nullable=False, server_default="transient",
+           comment="'transient': an episode inside the day; 'sustained': the day as a whole moved "
+                   "away from training (recorded and alerted every day it lasts)"),
+    Column("since_date", Date, nullable=True,
+           comment="sustained events: the first data day of the departure"),
     Index(None, "sensor_group", "partition_date"),
     Index(None, "start_ts"),
 )
@@ -165,6 +173,29 @@ anomaly_point = Table(
     Column("contribution", Float, nullable=True),
     Column("detection_run_id", Integer, ForeignKey("detection_run.id"), nullable=False),
     Column("model_version_id", String(100), nullable=True),
+)
+
+# Operators' verdicts, as history. Keyed by the event's natural key (group, start), not its id: a
+# re-run replaces a partition's event rows and their ids, but the verdict on "the pump event that
+# started at 14:05" still applies.
+#: Operators' verdicts on an event (the UI writes them): a real fault, a false alarm, or a new
+#: operating point of the plant (the model may retrain on it: docs/alarms policy in the README).
+FEEDBACK_LABELS = ("true_alarm", "false_alarm", "new_operating_point")
+
+anomaly_feedback = Table(
+    "anomaly_feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sensor_group", String(GROUP), nullable=False),
+    Column("partition_date", Date, nullable=False),
+    Column("event_start_ts", UTCDateTime, nullable=False),
+    Column("event_id", Integer, nullable=True,
+           comment="anomaly_event.id when the verdict was given (ids change on re-runs)"),
+    Column("label", String(32), nullable=False),
+    Column("note", Text, nullable=True),
+    Column("created_by", String(250), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint(f"label IN {FEEDBACK_LABELS!r}", name="ck_anomaly_feedback_label"),
 )
 
 

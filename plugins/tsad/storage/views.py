@@ -1,13 +1,10 @@
-"""Reporting views for downstream SQL, and the ``anomaly_feedback`` table the UI writes.
+"""Reporting views for downstream SQL (tables: ``tsad.storage.schema``).
 
 The views are the stable surface analysts query (documented in ``docs/reporting.md``): their names
 and columns change only additively. Each is a SQLAlchemy ``select`` compiled for the engine's
 dialect, so one definition serves SQLite and PostgreSQL; the only dialect-specific parts are the
 duration arithmetic and JSON extraction, which SQLAlchemy and :func:`_seconds_between` handle.
 
-``anomaly_feedback`` keeps operators' verdicts (true or false alarm) as history. It is keyed by the
-event's natural key (group, start), not its id: a re-run replaces a partition's event rows and
-their ids, but the verdict on "the pump event that started at 14:05" still applies.
 """
 
 from __future__ import annotations
@@ -16,14 +13,8 @@ import threading
 from typing import Any
 
 from sqlalchemy import (
-    CheckConstraint,
-    Column,
-    Date,
     Engine,
     Integer,
-    String,
-    Table,
-    Text,
     and_,
     case,
     cast,
@@ -35,31 +26,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Select
 
 from tsad.storage.schema import (
-    GROUP,
-    UTCDateTime,
     anomaly_event,
+    anomaly_feedback,
     anomaly_point,
     detection_run,
-    metadata,
     model_version,
-)
-
-FEEDBACK_LABELS = ("true_alarm", "false_alarm")
-
-anomaly_feedback = Table(
-    "anomaly_feedback",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("sensor_group", String(GROUP), nullable=False),
-    Column("partition_date", Date, nullable=False),
-    Column("event_start_ts", UTCDateTime, nullable=False),
-    Column("event_id", Integer, nullable=True,
-           comment="anomaly_event.id when the verdict was given (ids change on re-runs)"),
-    Column("label", String(32), nullable=False),
-    Column("note", Text, nullable=True),
-    Column("created_by", String(250), nullable=True),
-    Column("created_at", UTCDateTime, nullable=False),
-    CheckConstraint(f"label IN {FEEDBACK_LABELS!r}", name="ck_anomaly_feedback_label"),
 )
 
 QUALITY_COUNTS = ("rows_read", "rows_outside_day", "null_timestamps", "ambiguous_timestamps",

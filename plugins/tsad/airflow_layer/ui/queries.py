@@ -15,7 +15,8 @@ from sqlalchemy import Engine, insert, inspect, select
 from tsad.config import GroupConfig, TsadConfig
 from tsad.storage.engine import describe
 from tsad.storage.schema import model_version
-from tsad.storage.views import FEEDBACK_LABELS, anomaly_feedback, create_views, current_events
+from tsad.storage.schema import FEEDBACK_LABELS, anomaly_feedback
+from tsad.storage.views import create_views, current_events
 
 MAX_ROWS = 500
 
