@@ -47,15 +47,15 @@ from scipy.signal import lfilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 
-from tsad.config import (GroupConfig, ModelConfig, SourceConfig, WindowConfig,  # noqa: E402
-                         group_config_from_dict)
-from tsad.model.detector import LEGACY_RULE, Detector, smoothing_rows  # noqa: E402
+from tsad.config import DetectorConfig, ModelConfig, WindowConfig  # noqa: E402
+from tsad.model.detector import Detector  # noqa: E402
+from tsad.model.score_rule import ScoreRule  # noqa: E402
 from tsad.model.device import use_cpu_threads  # noqa: E402
 from tsad.model.networks import (autoencoder_of, build_detector_network,  # noqa: E402
                            build_network)
 from tsad.model.scaling import ChannelScaler  # noqa: E402
 from tsad.model.scoring import batch_windows  # noqa: E402
-from tsad.model.streaming import score_parquet, score_partition  # noqa: E402
+from tsad.model.streaming import score_parquet  # noqa: E402
 from tsad.model.thresholds import make_threshold  # noqa: E402
 from tsad.model.training import train  # noqa: E402
 from tsad.windows import gather_windows  # noqa: E402
@@ -141,12 +141,6 @@ def write_plant(path: Path, n: int, channels: int, seed: int, anomalies: bool,
 
 def channel_names(channels: int) -> list[str]:
     return [f"c{j:04d}" for j in range(channels)]
-
-
-def group_to_dict(group: GroupConfig) -> dict[str, Any]:
-    import dataclasses
-
-    return dataclasses.asdict(group)
 
 
 def auc_pr(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -290,9 +284,8 @@ def rss_child(argv: list[str]) -> None:
     """Child process: warm up on a small file, then run one scoring path on the big file."""
     kind, model_dir, small, big = argv[0], Path(argv[1]), Path(argv[2]), Path(argv[3])
     length = int(argv[4]) if len(argv) > 4 else LENGTH
-    group = group_config_from_dict(json.loads((model_dir / "group.json").read_text()))
-    detector = Detector.from_state(group, json.loads((model_dir / "state.json").read_text()),
-                                   torch.load(model_dir / "net.pt", weights_only=True))
+    detector = Detector.load(model_dir)
+    group = detector.config
     net, scaler, names = detector.network_, detector.scaler_, group.channels
     stride = group.window.stride
     if length != LENGTH:  # same model family, another window length (memory only)
@@ -300,7 +293,7 @@ def rss_child(argv: list[str]) -> None:
 
     def run(path: Path) -> None:
         if kind == "tsad":  # Parquet -> streamed errors -> the detector's score rule
-            score_partition(detector, path)
+            detector.score_partition(path)
         elif kind == "tsad-raw":  # the streamed errors alone
             score_parquet(net, path, names, length, stride, scaler)
         elif kind == "in-memory":  # read_partition + Detector.score: the in-memory API
@@ -416,9 +409,8 @@ def main() -> None:
     print(f"  data written in {time.perf_counter() - began:.0f}s under {work}")
 
     # -- the model: tsad's defaults (window 64), trained on normal data
-    group = GroupConfig(name="bench", source=SourceConfig(kind="files", path="unused/{date}.csv"),
-                        channels=names, sampling_seconds=1, window=WindowConfig(length=LENGTH),
-                        model=ModelConfig(epochs=P["epochs"]))
+    group = DetectorConfig(name="bench", channels=names, sampling_seconds=1,
+                           window=WindowConfig(length=LENGTH), model=ModelConfig(epochs=P["epochs"]))
     stamps = pd.to_datetime(BASE_US + np.arange(n_train) * 1_000_000, unit="us", utc=True)
     index = pd.DatetimeIndex(stamps, name="timestamp")
     began = time.perf_counter()
@@ -431,14 +423,12 @@ def main() -> None:
           f"{detector.metrics_['epochs_run']} epochs")
     model_dir = work / "model"
     model_dir.mkdir(exist_ok=True)
-    torch.save(net.state_dict(), model_dir / "net.pt")
-    (model_dir / "group.json").write_text(json.dumps(group_to_dict(group)))
-    (model_dir / "state.json").write_text(json.dumps(detector.state(), default=float))
+    detector.save(model_dir)
     results["model"] = {"kind": group.model.kind, "hidden": group.model.hidden,
                         "latent": group.model.latent, "length": LENGTH, "stride": stride}
 
     def tsad(path: Path) -> Any:  # Parquet -> streamed errors -> the detector's score rule
-        return score_partition(detector, path)
+        return detector.score_partition(path)
 
     # -- machine limits and tsad, interleaved
     print("\n== end to end scoring, 30 channels (Parquet -> per-timestamp scores) ==")
@@ -596,17 +586,17 @@ def main() -> None:
     for g in range(DAY_CHANNELS // DAY_GROUP):
         path = work / f"day-{g:02d}.parquet"
         write_plant(path, day_steps, DAY_GROUP, seed=100 + g, anomalies=False)
-        day_group = GroupConfig(name=f"g{g:02d}", source=group.source, sampling_seconds=1,
-                                channels=channel_names(DAY_GROUP),
-                                window=WindowConfig(length=LENGTH))
+        day_group = DetectorConfig(name=f"g{g:02d}", sampling_seconds=1,
+                                   channels=channel_names(DAY_GROUP),
+                                   window=WindowConfig(length=LENGTH))
         raw, _ = plant(5_000, DAY_GROUP, seed=200 + g, anomalies=False)
         torch.manual_seed(g)
-        rule = {**LEGACY_RULE, "smoothing_rows": smoothing_rows(day_group.threshold, 1),
-                "aggregate": day_group.threshold.aggregate}
-        detectors.append((path, Detector(day_group, ChannelScaler.fit(raw),
-                                         build_detector_network(day_group.model, DAY_GROUP, LENGTH).eval(),
-                                         make_threshold(day_group.threshold), {}, rule)))
-    seconds, _ = median_time(lambda: [score_partition(d, p) for p, d in detectors],
+        index = pd.date_range("2024-01-01", periods=len(raw), freq="1s", tz="UTC")
+        rule = ScoreRule.for_training(day_group.threshold, 1, index, LENGTH)
+        network = build_detector_network(day_group.model, DAY_GROUP, LENGTH).eval()
+        detectors.append((path, Detector(day_group, ChannelScaler.fit(raw), network,
+                                         make_threshold(day_group.threshold), rule)))
+    seconds, _ = median_time(lambda: [d.score_partition(p) for p, d in detectors],
                              max(1, repeats // 2))
     values = day_steps * DAY_CHANNELS
     table.add(f"tsad e2e {DAY_CHANNELS} x {day_steps:,} ({len(detectors)} groups): values/s",
@@ -679,7 +669,7 @@ def main() -> None:
         args.json.write_text(json.dumps(results, indent=2, default=str))
 
 
-def gpu_rows(table: Table, results: dict[str, Any], group: GroupConfig, scaler: ChannelScaler,
+def gpu_rows(table: Table, results: dict[str, Any], group: DetectorConfig, scaler: ChannelScaler,
              threads: int) -> None:
     """Windows/s, fraction of measured bf16 matmul FLOP/s, GPU/CPU ratios, a training epoch."""
     name = torch.cuda.get_device_name()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -47,6 +48,15 @@ def small_plant(tmp: Path, *, days: int = 3, sampling_seconds: int = 300) -> dic
                         "timestamp_column": "ts"}, **common},
         ],
     }
+
+
+def detect(ctx: Any, model_path: str) -> dict:
+    """Score an unsharded group's day with the model at ``model_path`` and write its records:
+    the DAG's score and detect tasks, in this process."""
+    from tsad import pipeline
+
+    pipeline.score(ctx, model_path)
+    return pipeline.record(ctx)
 
 
 @pytest.fixture

@@ -17,7 +17,9 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from conftest import detect
 from tsad import pipeline
+from tsad.pipeline import GroupDay
 from tsad.model import registry
 from tsad.config import GroupConfig, TsadConfig, from_dict, load_config
 from tsad.errors import ConfigError, DataError, ModelError, SourceError
@@ -387,7 +389,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("models")
     config = plant(tmp)
     simulate(config, DAY, 4, seed=2)
-    pipeline.ensure_model(config, "g", DAY + timedelta(days=3), force_retrain=True)
+    pipeline.ensure_model(GroupDay.of(config, "g", DAY + timedelta(days=3)), force_retrain=True)
     dispose_all()
     return tmp
 
@@ -418,8 +420,10 @@ def test_model_trained_on_other_channels(trained: Path, tmp_path: Path) -> None:
     day = DAY + timedelta(days=3)
     with pytest.raises(ModelError, match=r"model g/v0001 was trained on channels \['a', 'b', 'c'\]"
                                          r", but group 'g' now has \['a', 'b', 'd'\]; retrain"):
-        pipeline.detect(config, "g", day, str(version.path))
-    assert registry.retrain_reason(version, config.group("g"), day) is not None  # next run retrains
+        detect(GroupDay.of(config, "g", day), str(version.path))
+    group = config.group("g")
+    assert registry.retrain_reason(version, group.detector_config(), group.training,
+                                   day) is not None  # next run retrains
 
 
 def test_tampered_artifact(trained: Path, tmp_path: Path) -> None:
@@ -440,15 +444,16 @@ def test_tampered_manifest(trained: Path, tmp_path: Path) -> None:
     (versions are immutable)."""
     config = copy_plant(trained, tmp_path)
     day = DAY + timedelta(days=3)
-    pipeline.extract(config, "g", day)
+    ctx = GroupDay.of(config, "g", day)
+    pipeline.extract(ctx)
     version = registry.list_versions(config.models_dir, "g")[0]
-    pipeline.detect(config, "g", day, str(version.path))  # records the version's manifest
+    detect(ctx, str(version.path))  # records the version's manifest
     manifest = json.loads((version.path / "manifest.json").read_text())
     manifest["threshold"] *= 100  # files and checksums untouched: only the database can tell
     (version.path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match=r"model version 'g/v0001' is already recorded with "
                                          r"manifest sha256 .*immutable"):
-        pipeline.detect(config, "g", day, str(version.path))
+        detect(ctx, str(version.path))
 
 
 def test_missing_artifact_file(trained: Path, tmp_path: Path) -> None:

@@ -13,13 +13,19 @@ import pytest
 import torch
 from torch import nn
 
-from tsad.model import registry
-from tsad.config import GroupConfig, ModelConfig, SourceConfig, ThresholdConfig, WindowConfig
-from tsad.model.detector import (LEGACY_RULE, Detector, discount_samples, moving_average,
-                           persistence_factor, training_seconds)
+from tsad.config import (DetectorConfig, ModelConfig, ThresholdConfig, TrainingConfig,
+                         WindowConfig)
+from tsad.detection.drift import check_drift
 from tsad.errors import ModelError
 from tsad.evaluation.metrics import average_precision
+from tsad.model import registry
+from tsad.model.detector import Detector
 from tsad.model.networks import CrossChannelBlend, build_detector_network
+from tsad.model.score_rule import (ScoreRule, discount_samples, persistence_factor,
+                                   training_seconds)
+from tsad.model.smoothing import moving_average
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(autouse=True)
@@ -38,10 +44,9 @@ def synthetic(n: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(data, index=index, columns=["a", "b", "c"])
 
 
-def group(kind: str = "conv1d", epochs: int = 30, **threshold: object) -> GroupConfig:
-    return GroupConfig(
+def group(kind: str = "conv1d", epochs: int = 30, **threshold: object) -> DetectorConfig:
+    return DetectorConfig(
         name="g", channels=["a", "b", "c"],
-        source=SourceConfig(kind="sql", url="sqlite:///x.db", table="t"),
         window=WindowConfig(length=16, stride=4),
         model=ModelConfig(kind=kind, hidden=16, latent=4, epochs=epochs, batch_size=64,
                           learning_rate=3e-3, patience=5, seed=1),
@@ -70,7 +75,7 @@ def test_injected_anomalies_score_high(fitted: Detector) -> None:
     assert scores.window_scores.shape[1] == 3 and scores.point_scores.shape == (1000, 3)
     assert average_precision(scores.aggregate, labels) > 0.6
     assert (scores.aggregate[~labels] > fitted.threshold).mean() < 0.02
-    assert fitted.check_drift(scores).drift is False
+    assert check_drift(scores.aggregate, fitted.threshold, 0.5).drift is False
 
 
 def test_metrics_record_the_baseline_and_copy_checks(fitted: Detector) -> None:
@@ -84,7 +89,7 @@ def test_metrics_record_the_baseline_and_copy_checks(fitted: Detector) -> None:
 def test_a_weak_model_is_named_in_the_training_log(caplog: pytest.LogCaptureFixture) -> None:
     """One epoch of a 1-number code cannot beat x[t] = x[t-1] on a smooth series: say so."""
     smooth = synthetic(1500, seed=4).rolling(5, min_periods=1).mean()
-    with caplog.at_level(logging.INFO, logger="tsad.model.detector"):
+    with caplog.at_level(logging.INFO, logger="tsad.model.checks"):
         detector = Detector.fit(dataclasses.replace(group(epochs=1), model=ModelConfig(
             kind="dense", hidden=4, latent=1, epochs=1, seed=0)), smooth, checkpoint=False)
     assert detector.metrics_["beats_persistence"] is False
@@ -111,9 +116,10 @@ def test_per_channel_scope_puts_scores_in_threshold_units() -> None:
 
 def test_drift_is_a_day_mostly_above_threshold(fitted: Detector) -> None:
     shifted = synthetic(600, seed=6) + np.array([15.0, 0.0, 0.0])  # the whole day moved
-    check = fitted.check_drift(fitted.score(shifted))
+    aggregate = fitted.score(shifted).aggregate
+    check = check_drift(aggregate, fitted.threshold, 0.5)
     assert check.drift and check.flagged_share > 0.5 and check.message.startswith("drift: retrain")
-    assert not fitted.check_drift(fitted.score(shifted), limit=1.0).drift
+    assert not check_drift(aggregate, fitted.threshold, 1.0).drift
 
 
 def test_persistence_factor_and_moving_average_by_hand() -> None:
@@ -127,13 +133,15 @@ def test_persistence_factor_and_moving_average_by_hand() -> None:
 
 
 def test_save_load_gives_identical_scores(fitted: Detector, tmp_path: Path) -> None:
-    version = registry.publish(tmp_path, fitted, date(2026, 1, 1), date(2026, 1, 2), "test-run")
+    version = registry.publish(tmp_path, fitted, date(2026, 1, 1), date(2026, 1, 2), "test-run",
+                               group="g")
     assert version.id == "g/v0001"
     loaded = registry.load_detector(version)
     frame = synthetic(500, seed=9)
     np.testing.assert_array_equal(fitted.score(frame).point_scores, loaded.score(frame).point_scores)
     assert loaded.threshold == fitted.threshold and loaded.rule_ == fitted.rule_
-    again = registry.publish(tmp_path, fitted, date(2026, 1, 1), date(2026, 1, 2), "test-run")
+    again = registry.publish(tmp_path, fitted, date(2026, 1, 1), date(2026, 1, 2), "test-run",
+                               group="g")
     assert again.id == "g/v0002" and version.path.is_dir()  # never overwritten
     assert not list(tmp_path.glob("g/.tmp-*"))
 
@@ -142,8 +150,8 @@ def test_a_model_saved_before_score_rules_keeps_its_old_rule(fitted: Detector) -
     state = fitted.state()
     for key in ("score_rule", "channel_weights", "channel_thresholds"):
         state.pop(key)
-    old = Detector.from_state(fitted.group, state, fitted.network_.state_dict())
-    assert old.rule_ == LEGACY_RULE
+    old = Detector.from_state(fitted.config, state, fitted.network_.state_dict())
+    assert old.rule_ == ScoreRule() and old.rule_.smoothing_rows == 1
     scores = old.score(synthetic(300, seed=3))
     raw = old.score_raw(old.scaler_.transform(synthetic(300, seed=3).to_numpy()), scores.timestamps)
     np.testing.assert_allclose(scores.aggregate, raw.point_scores.mean(axis=1), rtol=1e-6)
@@ -151,20 +159,21 @@ def test_a_model_saved_before_score_rules_keeps_its_old_rule(fitted: Detector) -
 
 def test_a_model_saved_before_the_power_mean_keeps_the_plain_mean(fitted: Detector) -> None:
     """``smoothing_power`` came later: a stored rule without it smooths with the plain mean."""
-    assert fitted.rule_["smoothing_power"] == ThresholdConfig().smoothing_power == 0.75
+    assert fitted.rule_.smoothing_power == ThresholdConfig().smoothing_power == 0.75
     state = fitted.state()
     state["score_rule"] = {k: v for k, v in state["score_rule"].items() if k != "smoothing_power"}
-    old = Detector.from_state(fitted.group, state, fitted.network_.state_dict())
+    old = Detector.from_state(fitted.config, state, fitted.network_.state_dict())
     frame = synthetic(300, seed=3)
     raw = old.score_raw(old.scaler_.transform(frame.to_numpy()), old.score(frame).timestamps)
-    rows = int(old.rule_["smoothing_rows"])
+    rows = int(old.rule_.smoothing_rows)
     expected = moving_average(raw.point_scores * old.weights_, rows).max(axis=1)
     np.testing.assert_allclose(old.score(frame).aggregate, expected, rtol=1e-5)
     assert not np.allclose(fitted.score(frame).aggregate, expected, rtol=1e-3)
 
 
 def test_tampered_or_missing_artifact_is_refused(fitted: Detector, tmp_path: Path) -> None:
-    version = registry.publish(tmp_path, fitted, date(2026, 1, 1), date(2026, 1, 2), "test-run")
+    version = registry.publish(tmp_path, fitted, date(2026, 1, 1), date(2026, 1, 2), "test-run",
+                               group="g")
     weights = version.path / "weights.safetensors"
     data = weights.read_bytes()
     weights.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # flip the last byte
@@ -176,15 +185,21 @@ def test_tampered_or_missing_artifact_is_refused(fitted: Detector, tmp_path: Pat
 
 
 def test_version_selection_never_uses_a_model_trained_on_the_scored_day(fitted: Detector, tmp_path: Path) -> None:
-    registry.publish(tmp_path, fitted, date(2026, 1, 1), date(2026, 1, 7), "r1")
-    registry.publish(tmp_path, fitted, date(2026, 1, 3), date(2026, 1, 9), "r2")
+    registry.publish(tmp_path, fitted, date(2026, 1, 1), date(2026, 1, 7), "r1", group="g")
+    registry.publish(tmp_path, fitted, date(2026, 1, 3), date(2026, 1, 9), "r2", group="g")
     assert registry.select_version(tmp_path, "g", date(2026, 1, 8)).version == 1
     assert registry.select_version(tmp_path, "g", date(2026, 1, 10)).version == 2
     assert registry.select_version(tmp_path, "g", date(2026, 1, 7)) is None
     current = registry.select_version(tmp_path, "g", date(2026, 1, 10))
-    assert registry.retrain_reason(current, fitted.group, date(2026, 1, 10)) is None
-    assert "days old" in registry.retrain_reason(current, fitted.group, date(2026, 1, 30))
-    assert registry.retrain_reason(current, fitted.group, date(2026, 1, 10), force=True)
+    training = TrainingConfig()
+    assert registry.retrain_reason(current, fitted.config, training, date(2026, 1, 10)) is None
+    assert "days old" in registry.retrain_reason(current, fitted.config, training,
+                                                 date(2026, 1, 30))
+    assert registry.retrain_reason(current, fitted.config, training, date(2026, 1, 10),
+                                   force=True)
+    changed = dataclasses.replace(fitted.config, window=WindowConfig(length=8))
+    assert "settings changed" in registry.retrain_reason(current, changed, training,
+                                                         date(2026, 1, 10))
 
 
 def broken_correlation(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
@@ -259,9 +274,37 @@ def test_slow_channel_discount_only_for_training_ranges_shorter_than_a_day() -> 
     assert training_seconds(index, 1) == 400.0
     frame = synthetic(1500, seed=2)
     days = Detector.fit(group(epochs=2), frame, checkpoint=False)  # 25 hours of 1-minute rows
-    assert days.rule_["effective_samples"] == 0.0
+    assert days.rule_.effective_samples == 0.0
     short = frame.set_axis(pd.date_range("2026-01-01", periods=1500, freq="1s", tz="UTC",
                                          name="timestamp"))
     minutes = Detector.fit(dataclasses.replace(group(epochs=2), sampling_seconds=1), short,
                            checkpoint=False)
-    assert minutes.rule_["effective_samples"] == 100.0
+    assert minutes.rule_.effective_samples == 100.0
+
+
+def test_a_model_published_by_tsad_0_1_loads_and_scores_as_it_did(tmp_path: Path) -> None:
+    """A version from before DetectorConfig (its config.json is the whole group, source and
+    alerts included; state.json holds the rule as a dict) loads, and scores exactly as the
+    code that published it did (expected_scores.json was written by tsad 0.1 at 8bb0b36)."""
+    import json
+    import shutil
+
+    shutil.copytree(FIXTURES / "registry_v0_1", tmp_path, dirs_exist_ok=True)
+    version = registry.select_version(tmp_path, "pumps", date(2026, 12, 1))
+    assert version is not None and version.id == "pumps/v0001"
+    detector = registry.load_detector(version, ["flow", "suction_pressure",
+                                                "discharge_pressure", "motor_current",
+                                                "motor_temp", "vibration"])
+    expected = json.loads((tmp_path / "pumps" / "expected_scores.json").read_text())
+    assert detector.threshold == expected["threshold"]
+    mean, scale = detector.scaler_.mean, detector.scaler_.scale
+    rng = np.random.default_rng(42)
+    t = np.arange(300)
+    data = mean + scale * (0.8 * np.sin(2 * np.pi * t / 97)[:, None]
+                           + rng.normal(0, 0.3, (300, 6)))
+    data[150:160, 4] += 4 * scale[4]
+    index = pd.date_range("2026-11-20", periods=300, freq="60s", tz="UTC", name="timestamp")
+    scores = detector.score(pd.DataFrame(data, index=index, columns=detector.channels))
+    want = np.array([np.nan if v is None else v for v in expected["aggregate"]])
+    np.testing.assert_allclose(scores.aggregate, want, rtol=1e-6)
+    assert "source" not in detector.config.to_dict()  # nothing of the source is kept

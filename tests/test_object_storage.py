@@ -20,8 +20,9 @@ import yaml
 pytest.importorskip("s3fs")
 moto_server = pytest.importorskip("moto.server")
 
-from conftest import small_plant  # noqa: E402
+from conftest import detect, small_plant  # noqa: E402
 from tsad import fs, pipeline  # noqa: E402
+from tsad.pipeline import GroupDay  # noqa: E402
 from tsad.model import registry  # noqa: E402
 from tsad.config import load_config  # noqa: E402
 from tsad.errors import DataError, ModelError  # noqa: E402
@@ -92,11 +93,11 @@ def test_two_days_on_s3(s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     simulate(config, D0, 5, [DAY1], seed=3)
 
     # day 1: extract, train (extracting the 3 training days first), score
-    extracted = pipeline.extract(config, "pumps", DAY1)
+    extracted = pipeline.extract(GroupDay.of(config, "pumps", DAY1))
     assert extracted["path"] == f"s3://{BUCKET}/data/extracts/group=pumps/date={DAY1}/readings.parquet"
-    model = pipeline.ensure_model(config, "pumps", DAY1)
+    model = pipeline.ensure_model(GroupDay.of(config, "pumps", DAY1))
     assert model["trained"] and model["path"] == f"s3://{BUCKET}/models/pumps/v0001"
-    first = pipeline.detect(config, "pumps", DAY1, model["path"])
+    first = detect(GroupDay.of(config, "pumps", DAY1), model["path"])
     assert first["model_version_id"] == "pumps/v0001"
 
     parts = _keys(s3, "data/extracts/group=pumps/")
@@ -112,11 +113,11 @@ def test_two_days_on_s3(s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert len(plots) == first["n_events"]
 
     # day 2: a fresh process would find everything in the bucket; the model comes from S3
-    second_extract = pipeline.extract(config, "pumps", DAY2)
+    second_extract = pipeline.extract(GroupDay.of(config, "pumps", DAY2))
     assert second_extract["rows"] == 144
-    reused = pipeline.ensure_model(config, "pumps", DAY2)
+    reused = pipeline.ensure_model(GroupDay.of(config, "pumps", DAY2))
     assert not reused["trained"] and reused["path"] == model["path"]
-    second = pipeline.detect(config, "pumps", DAY2, reused["path"])
+    second = detect(GroupDay.of(config, "pumps", DAY2), reused["path"])
     assert second["model_version_id"] == "pumps/v0001"
     assert f"date={DAY2}/readings.parquet" in _keys(s3, "data/extracts/group=pumps/")
     frame = read_partition(config.data_dir, "pumps", DAY2, config.group("pumps").channels)
@@ -136,14 +137,14 @@ def test_registry_claims_numbers_and_verifies_downloads(s3: Any, tmp_path: Path)
     (tmp_path / "tsad.yaml").write_text(yaml.safe_dump(data))
     config = load_config(tmp_path / "tsad.yaml")
     simulate(config, D0, 4, seed=3)
-    assert pipeline.ensure_model(config, "pumps", DAY1)["trained"]
+    assert pipeline.ensure_model(GroupDay.of(config, "pumps", DAY1))["trained"]
     v1 = registry.list_versions(models, "pumps")[0]
     detector = registry.load_detector(v1, config.group("pumps").channels)
 
     claim = f"{models}/pumps/v0002/.claim"
     assert fs.write_bytes(claim, b"another worker", create_only=True)
     assert not fs.write_bytes(claim, b"me", create_only=True)  # If-None-Match: * refuses
-    v3 = registry.publish(models, detector, D0, DAY1, "test")
+    v3 = registry.publish(models, detector, D0, DAY1, "test", group="pumps")
     assert v3.version == 3  # v0002 is claimed but unpublished: invisible, and never reused
     assert [v.version for v in registry.list_versions(models, "pumps")] == [1, 3]
     assert registry.version_at(str(v3.path)) == v3

@@ -27,12 +27,13 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from conftest import detect
 from tsad import pipeline, retry
 from tsad.model import registry
 from tsad.config import TsadConfig, load_config
 from tsad.errors import ConfigError
 from tsad.ingest.partitions import partition_path
-from tsad.pipeline import RunInfo
+from tsad.pipeline import GroupDay, RunInfo
 from tsad.evaluation.simulator import simulate
 from tsad.storage.engine import dispose_all, get_engine
 from tsad.storage.records import latest_run, write_partition
@@ -105,7 +106,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = write_config(tmp, f"sqlite:///{tmp / 'tsad.db'}")
     simulate(config, D0, DAYS, list(ANOMALY_DAYS), seed=1)
     for group in GROUPS:
-        pipeline.ensure_model(config, group, FIRST, force_retrain=True)
+        pipeline.ensure_model(GroupDay.of(config, group, FIRST), force_retrain=True)
     dispose_all()
     return tmp
 
@@ -295,7 +296,8 @@ def save_then_hang(*args, **kwargs):
 
 safetensors.torch.save_file = save_then_hang
 config = load_config(sys.argv[1])
-pipeline.ensure_model(config, "pumps", date.fromisoformat(sys.argv[2]), force_retrain=True)
+pipeline.ensure_model(pipeline.GroupDay.of(config, "pumps", date.fromisoformat(sys.argv[2])),
+                      force_retrain=True)
 """
 
 
@@ -316,7 +318,7 @@ def test_training_killed_mid_way_leaves_no_half_version(template: Path, tmp_path
         assert not sa.inspect(conn).has_table("model_version") or conn.execute(
             sa.text("SELECT count(*) FROM model_version")).scalar_one() == 0
 
-    result = pipeline.ensure_model(config, "pumps", day, force_retrain=True)
+    result = pipeline.ensure_model(GroupDay.of(config, "pumps", day), force_retrain=True)
     assert result["model_version_id"] == "pumps/v0002"
     assert not leftovers[0].exists()  # the dead process's folder was cleaned up
     version = registry.list_versions(config.models_dir, "pumps")[-1]
@@ -334,9 +336,9 @@ def test_database_stopped_during_a_run_retries_and_completes(
     url = server.create_database()
     day = FIRST
     config = plant(template, tmp_path, url)
-    pipeline.extract(config, "pumps", day)
-    model = pipeline.ensure_model(config, "pumps", day)
-    pipeline.detect(config, "pumps", day, model["path"])
+    pipeline.extract(GroupDay.of(config, "pumps", day))
+    model = pipeline.ensure_model(GroupDay.of(config, "pumps", day))
+    detect(GroupDay.of(config, "pumps", day), model["path"])
     reference = record_set(url, config, "pumps", day)
     monkeypatch.setenv("TSAD_RETRY_ATTEMPTS", "40")
     monkeypatch.setenv("TSAD_RETRY_BASE_DELAY", "0.1")
@@ -347,8 +349,9 @@ def test_database_stopped_during_a_run_retries_and_completes(
 
     def task() -> None:
         try:
-            outcome["result"] = pipeline.detect(config, "pumps", day, model["path"],
-                                                run=RunInfo(run_id="during-outage"))
+            outcome["result"] = detect(GroupDay.of(config, "pumps", day,
+                                                   RunInfo(run_id="during-outage")),
+                                       model["path"])
         except BaseException as exc:  # noqa: BLE001 - asserted below
             outcome["error"] = exc
 
@@ -375,7 +378,7 @@ def test_permanent_database_error_fails_fast_naming_the_fix(
     config = write_config(tmp_path, url)
     started = time.monotonic()
     with pytest.raises(ConfigError) as err:
-        pipeline.alert(config, "pumps", D0)
+        pipeline.alert(GroupDay.of(config, "pumps", D0))
     assert time.monotonic() - started < 5  # not retried
     message = str(err.value)
     assert "does not exist" in message and "create it or fix the database name" in message
@@ -442,4 +445,4 @@ def test_secrets_never_reach_records_artifacts_or_logs(
             if path.is_file() and path.suffix in (".json", ".txt", ".yaml"):
                 assert secret not in path.read_text(), path
     stored = json.loads((Path(config.models_dir) / "pumps" / "v0001" / "config.json").read_text())
-    assert stored["source"]["url"].startswith("postgresql") and "***" in stored["source"]["url"]
+    assert "source" not in stored  # a model's config holds what shapes it, nothing of the source

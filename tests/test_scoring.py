@@ -150,23 +150,22 @@ def test_streaming_names_a_missing_channel(tmp_path: Path) -> None:
 
 
 def test_score_partition_equals_detector_score_of_the_read_frame(tmp_path: Path) -> None:
-    from tsad.config import GroupConfig, SourceConfig, WindowConfig
+    from tsad.config import DetectorConfig, WindowConfig
+    from tsad.ingest.partitions import partition_path, read_partition
     from tsad.model.detector import Detector
-    from tsad.ingest.partitions import read_partition, partition_path
-    from tsad.model.streaming import score_partition
 
     channels = ["a", "b", "c"]
     index = pd.date_range("2024-01-01", periods=1500, freq="min", tz="UTC", name="timestamp")
     frame = pd.DataFrame(_series(1500).astype(np.float64), index=index, columns=channels)
-    group = GroupConfig(name="pumps", source=SourceConfig(kind="files", path="x/{date}.csv"),
-                        channels=channels, window=WindowConfig(length=LENGTH, stride=STRIDE),
-                        model=ModelConfig(kind="conv1d", hidden=8, latent=2, epochs=2))
+    group = DetectorConfig(name="pumps", channels=channels,
+                           window=WindowConfig(length=LENGTH, stride=STRIDE),
+                           model=ModelConfig(kind="conv1d", hidden=8, latent=2, epochs=2))
     detector = Detector.fit(group, frame.iloc[:1000].dropna(), checkpoint=False)
     day = index[1000].date()
     path = partition_path(tmp_path, "pumps", day)
     write_partition(frame.iloc[1000:], path)
     expected = detector.score(read_partition(tmp_path, "pumps", day, channels))
-    streamed = score_partition(detector, path, read_rows=100)
+    streamed = detector.score_partition(path, read_rows=100)
     np.testing.assert_array_equal(streamed.window_starts, expected.window_starts)
     np.testing.assert_allclose(streamed.point_scores, expected.point_scores, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(streamed.aggregate, expected.aggregate, rtol=1e-6, atol=1e-9)

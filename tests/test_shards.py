@@ -23,7 +23,8 @@ from tsad import pipeline
 from tsad.model import registry
 from tsad.config import TsadConfig, from_dict, load_config
 from tsad.errors import ConfigError
-from tsad.pipeline import RunInfo
+from tsad.ingest.partitions import partition_path
+from tsad.pipeline import GroupDay, RunInfo
 from tsad.evaluation.simulator import simulate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -200,37 +201,35 @@ def test_scratch_scores_round_trip_and_record_once(tmp_path: Path) -> None:
     group's records are written once from both, and the files are removed after the commit."""
     config = _write(tmp_path, sharded_plant(tmp_path))
     simulate(config, START, 4, seed=3)
-    pipeline.extract(config, "pumps", DAY)
     run = RunInfo(dag_id="tsad_nightly", run_id="scheduled__2026-03-06T01:30:00+00:00")
-    models = [pipeline.ensure_model(config, "pumps", DAY, shard=s, run=run) for s in (1, 2)]
-    in_memory = [pipeline.score(config, "pumps", DAY, m["path"], shard=s, run=run)
-                 for s, m in zip((1, 2), models, strict=True)]
-    scored = [pipeline.score_unit(config, "pumps", DAY, m["path"], shard=s, run=run)
-              for s, m in zip((1, 2), models, strict=True)]
+    ctx = GroupDay.of(config, "pumps", DAY, run)
+    pipeline.extract(ctx)
+    models = [pipeline.ensure_model(ctx, s) for s in (1, 2)]
+    partition = partition_path(config.data_dir, "pumps", DAY)
+    in_memory = [registry.load_detector(registry.version_at(m["path"])).score_partition(partition)
+                 for m in models]
+    scored = [pipeline.score(ctx, m["path"], s) for s, m in zip((1, 2), models, strict=True)]
     assert all(Path(s["path"]).is_file() for s in scored)
 
     from tsad.detection.unit_scores import read_scratch
 
-    for memory, item in zip(in_memory, scored, strict=True):
+    for memory, item, model in zip(in_memory, scored, models, strict=True):
         back = read_scratch(Path(item["path"]), "test")
-        assert back.timestamps.equals(memory.timestamps) and back.channels == memory.channels
-        assert (back.model_version_id, back.shard, back.threshold) == (
-            memory.model_version_id, memory.shard, memory.threshold)
+        assert back.timestamps.equals(memory.timestamps)
+        assert back.model_version_id == model["model_version_id"] == item["model_version_id"]
         assert back.aggregate.tobytes() == memory.aggregate.tobytes()
         assert back.point_scores.tobytes() == memory.point_scores.tobytes()
 
-    summary = pipeline.record_units(config, "pumps", DAY, run=run)
+    summary = pipeline.record(ctx)
     assert not any(Path(s["path"]).exists() for s in scored)
     assert not Path(scored[0]["path"]).parent.exists()  # the run's folder is gone too
     db = config.database.url
     assert len(rows(db, "detection_run", sensor_group="pumps")) == 1
     assert summary["detection_run_id"] == rows(db, "detection_run")[0]["id"]
     with pytest.raises(Exception, match=r"no scores of pumps/s01 2026-03-05 at .*did not finish"):
-        pipeline.record_units(config, "pumps", DAY, run=run)  # nothing scored for this run now
-    with pytest.raises(ConfigError, match="has 2 channel shards"):
-        pipeline.detect(config, "pumps", DAY, models[0]["path"])
+        pipeline.record(ctx)  # nothing scored for this run now
     with pytest.raises(Exception, match=r"model pumps/s01/v0001 .* is not a model of pumps/s02"):
-        pipeline.score(config, "pumps", DAY, models[0]["path"], shard=2)
+        pipeline.score(ctx, models[0]["path"], 2)
 
 
 # ---------------------------------------------------------------- the DAG

@@ -83,10 +83,13 @@ def test_pot_falls_back_on_implausible_tail_fit(errors: np.ndarray) -> None:
     assert t.value_ == np.quantile(errors, 0.8)
 
 
-@pytest.mark.parametrize("strategy", ["quantile", "mean_std", "median_mad", "pot"])
+PARAMS = {"quantile": {"q": 0.99}, "mean_std": {"k": 3.0}, "median_mad": {"k": 3.0},
+          "pot": {"q": 0.99, "risk": 1e-4}}
+
+
+@pytest.mark.parametrize("strategy", sorted(PARAMS))
 def test_round_trip_through_json_is_identical(strategy: str, normal: np.ndarray) -> None:
-    cfg = ThresholdConfig(strategy=strategy,  # type: ignore[arg-type]
-                          q=0.99, k=3.0, risk=1e-4, margin=1.3)
+    cfg = ThresholdConfig(strategy=strategy, params=PARAMS[strategy], margin=1.3)
     t = make_threshold(cfg).fit(np.abs(normal))
     d = json.loads(json.dumps(t.to_dict()))
     back = threshold_from_dict(d)
@@ -97,7 +100,8 @@ def test_round_trip_through_json_is_identical(strategy: str, normal: np.ndarray)
 
 
 def test_make_threshold_uses_config_parameters() -> None:
-    t = make_threshold(ThresholdConfig(strategy="pot", q=0.97, risk=1e-3, margin=1.2))
+    t = make_threshold(ThresholdConfig(strategy="pot", params={"q": 0.97, "risk": 1e-3},
+                                       margin=1.2))
     assert isinstance(t, PotThreshold)
     assert (t.q, t.risk, t.margin) == (0.97, 1e-3, 1.2)
     assert not t.is_fitted
@@ -106,7 +110,7 @@ def test_make_threshold_uses_config_parameters() -> None:
 def test_channel_thresholds_fit_each_column_and_round_trip() -> None:
     rng = np.random.default_rng(4)
     errors = rng.exponential(1.0, (5_000, 3)) * np.array([1.0, 10.0, 100.0])
-    ct = ChannelThresholds(ThresholdConfig(strategy="quantile", q=0.99, margin=1.0)).fit(errors)
+    ct = ChannelThresholds(lambda: QuantileThreshold(q=0.99)).fit(errors)
     assert ct.values_.shape == (3,)
     np.testing.assert_allclose(ct.values_, np.quantile(errors, 0.99, axis=0))
     back = ChannelThresholds.from_dict(json.loads(json.dumps(ct.to_dict())))
@@ -116,27 +120,27 @@ def test_channel_thresholds_fit_each_column_and_round_trip() -> None:
 @pytest.mark.parametrize("bad", [[], [1.0, np.nan], [1.0, np.inf], [[1.0, 2.0]]])
 def test_bad_errors_are_rejected(bad: list) -> None:
     with pytest.raises(ValueError, match="threshold errors"):
-        QuantileThreshold().fit(np.asarray(bad, dtype=float))
+        QuantileThreshold(q=0.99).fit(np.asarray(bad, dtype=float))
 
 
 def test_bad_channel_errors_name_the_channel() -> None:
     errors = np.ones((10, 2))
     errors[3, 1] = np.nan
     with pytest.raises(ValueError, match="channel 1"):
-        ChannelThresholds(ThresholdConfig()).fit(errors)
+        ChannelThresholds(lambda: QuantileThreshold(q=0.99)).fit(errors)
     with pytest.raises(ValueError, match="2-D"):
-        ChannelThresholds(ThresholdConfig()).fit(np.ones(10))
+        ChannelThresholds(lambda: QuantileThreshold(q=0.99)).fit(np.ones(10))
 
 
 def test_unfitted_and_bad_parameters() -> None:
     with pytest.raises(RuntimeError, match="not fitted"):
-        _ = QuantileThreshold().value_
+        _ = QuantileThreshold(q=0.99).value_
     with pytest.raises(ValueError):
         QuantileThreshold(q=1.0)
     with pytest.raises(ValueError):
         MeanStdThreshold(k=0.0)
     with pytest.raises(ValueError):
-        PotThreshold(risk=0.0)
+        PotThreshold(q=0.98, risk=0.0)
     with pytest.raises(ValueError):
         Threshold(margin=0.0)
     with pytest.raises(ValueError, match="missing or unknown"):
@@ -170,3 +174,47 @@ def test_score_rule_settings_are_validated() -> None:
         ThresholdConfig(smoothing_power=0.0)
     with pytest.raises(ValueError, match="smoothing_power"):
         ThresholdConfig(smoothing_power=1.5)
+
+
+def test_a_new_strategy_is_one_class_found_by_name() -> None:
+    """The path docs/architecture.md gives for a new strategy: subclass, set ``strategy`` and
+    ``defaults``, implement ``_level``; the config then takes it and its parameters by name."""
+
+    class MaxTimesThreshold(Threshold):
+        strategy = "test_max_times"
+        defaults = {"factor": 2.0}
+
+        def __init__(self, factor: float, margin: float = 1.0) -> None:
+            super().__init__(margin)
+            if not factor >= 1.0:
+                raise ValueError(f"'factor' must be >= 1, got {factor!r}")
+            self.factor = float(factor)
+
+        def params(self) -> dict[str, float]:
+            return {"factor": self.factor}
+
+        def _level(self, errors: np.ndarray) -> float:
+            return float(errors.max() * self.factor)
+
+    cfg = ThresholdConfig(strategy="test_max_times", params={"factor": 3.0})
+    assert make_threshold(cfg).fit(np.array([1.0, 2.0])).value_ == 6.0
+    assert make_threshold(ThresholdConfig(strategy="test_max_times")).fit(np.ones(2)).value_ == 2
+    with pytest.raises(ValueError, match="'factor' must be >= 1"):
+        ThresholdConfig(strategy="test_max_times", params={"factor": 0.5})
+
+
+def test_strategy_names_and_parameters_are_checked_with_what_is_expected() -> None:
+    with pytest.raises(ValueError, match=r"'strategy' must be one of \[.*'quantile'"):
+        ThresholdConfig(strategy="quantil")
+    with pytest.raises(ValueError, match="'k' is not a parameter of threshold strategy "
+                                         "'quantile' \\(it takes q\\)"):
+        ThresholdConfig(strategy="quantile", params={"k": 3.0})
+    with pytest.raises(ValueError, match="'risk' must be in"):
+        ThresholdConfig(strategy="pot", params={"risk": 0.7})
+
+
+def test_each_default_lives_in_its_strategy_class() -> None:
+    assert ThresholdConfig().params == {}
+    assert make_threshold(ThresholdConfig()).q == QuantileThreshold.defaults["q"]
+    pot = make_threshold(ThresholdConfig(strategy="pot"))
+    assert (pot.q, pot.risk) == (PotThreshold.defaults["q"], PotThreshold.defaults["risk"])

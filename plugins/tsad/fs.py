@@ -6,6 +6,10 @@ what Airflow's ``ObjectStoragePath`` does too (it is fsspec underneath), without
 into the core. A *location* is a ``Path`` when local and a URL string when remote; callers keep
 their local code (atomic rename, fsync) and branch on :func:`is_remote` for the rest.
 
+Every file tsad writes goes through :func:`atomic_output` (or the helpers on top of it): the
+new content is written beside the target and renamed over it (object storage: uploaded in one
+PUT), so a reader, a concurrent re-run or a killed task never sees half a file.
+
 Credentials come from the filesystem's usual sources (for S3: ``AWS_ACCESS_KEY_ID`` /
 ``AWS_SECRET_ACCESS_KEY``, ``~/.aws``, instance roles). ``TSAD_S3_ENDPOINT_URL`` (else
 ``AWS_ENDPOINT_URL``) points S3 at a compatible server (MinIO, Ceph, moto). Listings are never
@@ -14,8 +18,11 @@ cached: another worker may have published since.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +132,59 @@ def remove(loc: str) -> None:
 def local_scratch(prefix: str) -> tempfile.TemporaryDirectory[str]:
     """A local temporary folder to build files in before they are uploaded."""
     return tempfile.TemporaryDirectory(prefix=prefix)
+
+
+@contextmanager
+def atomic_output(loc: Location) -> Iterator[Path]:
+    """A local path to write ``loc``'s new content to; when the block succeeds it replaces
+    ``loc`` whole (a temporary file in the same folder, fsync, rename, fsync of the folder;
+    object storage: one upload), when it fails nothing changes."""
+    if is_remote(loc):
+        with local_scratch("tsad-") as scratch:
+            local = Path(scratch) / name(loc)
+            yield local
+            upload(local, str(loc))
+        return
+    path = Path(loc)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o644)  # like a plain write: plots are served by other processes
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def write_bytes_atomic(loc: Location, data: bytes) -> None:
+    """``data`` as the whole new content of ``loc`` (:func:`atomic_output`)."""
+    with atomic_output(loc) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json(loc: Location, data: Any) -> None:
+    """``data`` as indented, key-sorted JSON at ``loc``, atomically."""
+    write_bytes_atomic(loc, json.dumps(data, indent=2, sort_keys=True).encode())
+
+
+def read_json(loc: Location) -> Any:
+    return json.loads(read_bytes(loc))
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make renames in ``folder`` durable; a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

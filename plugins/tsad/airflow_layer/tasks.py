@@ -22,34 +22,30 @@ def run_day(context: Any, config: TsadConfig) -> date:
     return data_day(start, end, config.site_timezone, override)
 
 
-def _run_info(context: Any) -> Any:
-    from tsad.pipeline import RunInfo
-
-    return RunInfo(dag_id=context["dag"].dag_id, run_id=context["run_id"])
-
-
-def _db_url(config: TsadConfig) -> str | None:
+def group_day(group: str, context: Any, config: TsadConfig | None = None) -> Any:
+    """The ``tsad.pipeline.GroupDay`` a task works on: the group, the run's data day, the run's
+    ids and the URLs behind the config's Airflow connections."""
     from tsad.airflow_layer.connections import optional_url
+    from tsad.pipeline import GroupDay, RunInfo
 
-    return optional_url(config.database.url, config.database.conn_id)
-
-
-def _source_url(config: TsadConfig, group: str) -> str | None:
-    from tsad.airflow_layer.connections import optional_url
-
+    config = config or load_config()
     source = config.group(group).source
-    return optional_url(source.url, source.conn_id)
+    return GroupDay.of(config, group, run_day(context, config),
+                       RunInfo(dag_id=context["dag"].dag_id, run_id=context["run_id"]),
+                       db_url=optional_url(config.database.url, config.database.conn_id),
+                       source_url=optional_url(source.url, source.conn_id))
 
 
 def db_upgrade(context: Any) -> dict[str, Any]:
     """Migrate tsad's records database to the newest schema (an explicit task, never at parse
     time); idempotent and serialized, so concurrent runs and backfills may all run it."""
     from tsad import retry
+    from tsad.airflow_layer.connections import optional_url
     from tsad.pipeline import database_url
     from tsad.storage.migrate import upgrade
 
     config = load_config()
-    url = database_url(config, _db_url(config))
+    url = database_url(config, optional_url(config.database.url, config.database.conn_id))
     return {"revision": retry.call(lambda: upgrade(url), "migrating tsad's records database")}
 
 
@@ -79,8 +75,7 @@ def list_units(groups: list[str], context: Any) -> list[dict[str, Any]]:
 def extract(group: str, context: Any) -> dict[str, Any]:
     from tsad import pipeline
 
-    config = load_config()
-    return pipeline.extract(config, group, run_day(context, config), _source_url(config, group))
+    return pipeline.extract(group_day(group, context))
 
 
 def _skip(message: str) -> None:
@@ -96,14 +91,12 @@ def ensure_model(group: str, shard: int | None, context: Any) -> dict[str, Any]:
     from tsad import fs, pipeline
     from tsad.ingest.partitions import partition_path
 
-    config = load_config()
-    day = run_day(context, config)
-    if not fs.is_file(partition_path(config.data_dir, group, day)):
-        _skip(f"group {group} {day}: no extracted partition (its extract failed); not training")
+    ctx = group_day(group, context)
+    if not fs.is_file(partition_path(ctx.config.data_dir, group, ctx.day)):
+        _skip(f"group {group} {ctx.day}: no extracted partition (its extract failed); "
+              "not training")
     force = bool((context.get("params") or {}).get("force_retrain", False))
-    result = pipeline.ensure_model(config, group, day, shard=shard,
-                                   force_retrain=force, source_url=_source_url(config, group),
-                                   db_url=_db_url(config), run=_run_info(context))
+    result = pipeline.ensure_model(ctx, shard, force_retrain=force)
     return {**result, "group": group, "shard": shard}
 
 
@@ -111,9 +104,7 @@ def score(model: dict[str, Any], context: Any) -> dict[str, Any]:
     """One unit's scores of the day, left in the run's scratch file (path in the result)."""
     from tsad import pipeline
 
-    config = load_config()
-    return pipeline.score_unit(config, model["group"], run_day(context, config), model["path"],
-                               shard=model["shard"], run=_run_info(context))
+    return pipeline.score(group_day(model["group"], context), model["path"], model["shard"])
 
 
 def detect(group: str, context: Any) -> dict[str, Any]:
@@ -122,13 +113,12 @@ def detect(group: str, context: Any) -> dict[str, Any]:
     scores from this run because its ensure_model or score failed."""
     from tsad import pipeline
 
-    config = load_config()
-    day, run = run_day(context, config), _run_info(context)
-    missing = pipeline.unscored_units(config, group, day, run)
+    ctx = group_day(group, context)
+    missing = pipeline.unscored_units(ctx)
     if missing:
-        _skip(f"group {group} {day}: no scores of {missing} from this run (their ensure_model "
-              "or score task failed); records left as they were")
-    return pipeline.record_units(config, group, day, db_url=_db_url(config), run=run)
+        _skip(f"group {group} {ctx.day}: no scores of {missing} from this run (their "
+              "ensure_model or score task failed); records left as they were")
+    return pipeline.record(ctx)
 
 
 def alert(group: str, context: Any) -> dict[str, Any]:
@@ -137,12 +127,10 @@ def alert(group: str, context: Any) -> dict[str, Any]:
     from tsad import pipeline
     from tsad.airflow_layer.connections import smtp_settings, webhook_url
 
-    config = load_config()
-    day, run = run_day(context, config), _run_info(context)
-    if not pipeline.records_written_by(config, group, day, run.run_id, db_url=_db_url(config)):
-        _skip(f"group {group} {day}: this run wrote no records; nothing to alert")
-    routes = config.group(group).alerts
+    ctx = group_day(group, context)
+    if not pipeline.records_written_by(ctx):
+        _skip(f"group {group} {ctx.day}: this run wrote no records; nothing to alert")
+    routes = ctx.group.alerts
     smtp = smtp_settings(routes.email_conn_id) if routes.email_conn_id else None
     hook = webhook_url(routes.slack_conn_id) if routes.slack_conn_id else None
-    return pipeline.alert(config, group, day, db_url=_db_url(config), smtp=smtp,
-                          webhook_url=hook)
+    return pipeline.alert(ctx, smtp=smtp, webhook_url=hook)

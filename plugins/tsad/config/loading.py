@@ -8,7 +8,10 @@ by their full path (``groups[0].model.kind``); ``load_config`` reads the YAML fi
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import os
+import reprlib
 import re
 import types
 import typing
@@ -26,15 +29,23 @@ T = typing.TypeVar("T")
 
 
 def from_dict(cls: type[T], data: Any, path: str = "") -> T:
-    """Build dataclass ``cls`` from plain data, rejecting unknown keys and wrong types by path."""
+    """Build dataclass ``cls`` from plain data, rejecting unknown keys and wrong types by path.
+
+    A dataclass with ``EXTRA_KEYS = "field"`` takes the keys it does not know into that field
+    (a mapping) and checks them itself (``ThresholdConfig``: a strategy's own parameters)."""
     where = path or "<root>"
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(f"{_join(path, unknown[0])}: unknown key; expected one of {sorted(fields)}")
+    unknown = sorted(set(data) - set(fields), key=str)
+    extra = getattr(cls, "EXTRA_KEYS", None)
+    if unknown and extra:
+        collected = {**data.get(extra, {}), **{str(k): data[k] for k in unknown}}
+        data = {**{k: v for k, v in data.items() if k in fields}, extra: collected}
+    elif unknown:
+        raise ConfigError(f"{_join(path, str(unknown[0]))}: unknown key; expected one of "
+                          f"{sorted(fields)}{_did_you_mean(str(unknown[0]), fields)}")
     kwargs = {}
     for name, f in fields.items():
         if name in data:
@@ -45,6 +56,11 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
         return cls(**kwargs)
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def _did_you_mean(key: str, known: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _join(path: str, key: str | int) -> str:
@@ -64,32 +80,48 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
-            raise ConfigError(f"{path}: expected one of {list(allowed)}, got {value!r}")
+            raise ConfigError(f"{path}: expected one of {list(allowed)}, got {_shown(value)}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {_shown(value)}")
+        _, value_tp = typing.get_args(tp)
+        return {str(k): _coerce(value_tp, v, _join(path, str(k))) for k, v in value.items()}
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
+            raise ConfigError(f"{path}: expected a list, got {_shown(value)}")
         (item_tp,) = typing.get_args(tp)
         return [_coerce(item_tp, v, _join(path, i)) for i, v in enumerate(value)]
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, path)
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+            raise ConfigError(f"{path}: expected true or false, got {_shown(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+            raise ConfigError(f"{path}: expected an integer, got {_shown(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: expected a number, got {value!r}")
+            raise ConfigError(f"{path}: expected a number, got {_shown(value)}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{path}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {value!r}")
+            raise ConfigError(f"{path}: expected a string, got {_shown(value)}")
         return _expand_env(value, path)
     raise ConfigError(f"{path}: unsupported type {tp}")  # pragma: no cover - a bug in tsad
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value for an error message: its repr, cut short (a YAML alias can expand to megabytes)."""
+    shown = reprlib.Repr()
+    shown.maxstring = shown.maxother = limit
+    shown.maxlist = shown.maxdict = 6
+    shown.maxlevel = 2
+    return shown.repr(value)
 
 
 def _expand_env(value: str, path: str) -> str:
@@ -118,15 +150,12 @@ def config_path() -> Path:
 
 def load_config(path: str | Path | None = None) -> TsadConfig:
     """Load and validate a YAML config; relative paths are made absolute against its folder."""
-    import yaml
+    from tsad.config.yaml_reader import read_yaml
 
     file = Path(path) if path is not None else config_path()
     if not file.is_file():
         raise ConfigError(f"{file}: config file not found; set TSAD_CONFIG or pass --config")
-    try:
-        raw = yaml.safe_load(file.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+    raw = read_yaml(file)
     try:
         config = from_dict(TsadConfig, raw)
     except ConfigError as exc:

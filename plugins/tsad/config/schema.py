@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
+from tsad.config.detector_config import (DetectorConfig, ModelConfig, ThresholdConfig,
+                                         WindowConfig)
 from tsad.errors import ConfigError
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -69,102 +71,6 @@ class SourceConfig:
         else:
             _check(self.path is not None and "{date}" in self.path,
                    "a 'files' source needs 'path' containing '{date}'")
-
-
-@dataclass(frozen=True)
-class WindowConfig:
-    """Sliding windows: ``length`` timesteps, a new window every ``stride`` timesteps.
-
-    ``stride: 0`` (the default) means ``length // 4``: every timestamp is covered by four
-    windows, which scores as well as stride 1 at a fraction of the work (bench/RESULTS.md).
-    """
-
-    length: int = 32
-    stride: int = 0
-
-    def __post_init__(self) -> None:
-        _check(self.length >= 2, "'length' must be >= 2")
-        if self.stride == 0:
-            object.__setattr__(self, "stride", max(1, self.length // 4))
-        _check(1 <= self.stride <= self.length, "'stride' must be between 1 and 'length'")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The autoencoder and how it is trained. ``latent`` is the bottleneck width.
-
-    Defaults (chosen on labelled data, docs/quality.md): a ``conv1d`` autoencoder, cheaper per
-    window than the LSTM and better on both benchmarks, trained in batches of 128 windows.
-
-    ``cross_channel`` (0 <= w < 1) blends the autoencoder's reconstruction with a linear
-    prediction of each channel from the other channels at the same timestep (least squares on
-    the training rows): reconstruction = (1 - w) * autoencoder + w * prediction. A window code
-    can hold each channel's level, so an autoencoder alone rebuilds a channel that left the
-    others (a level shift, a broken correlation); the prediction cannot. 0 = the autoencoder only.
-    """
-
-    kind: Literal["dense", "conv1d", "lstm", "seq2seq"] = "conv1d"
-    hidden: int = 32
-    latent: int = 8
-    epochs: int = 100
-    batch_size: int = 128
-    learning_rate: float = 3e-3
-    patience: int = 10
-    validation_fraction: float = 0.2
-    seed: int = 0
-    cross_channel: float = 0.5
-
-    def __post_init__(self) -> None:
-        _check(self.hidden >= 1 and self.latent >= 1, "'hidden' and 'latent' must be >= 1")
-        _check(self.latent <= self.hidden, "'latent' must be <= 'hidden' (it is the bottleneck)")
-        _check(self.epochs >= 1 and self.batch_size >= 1, "'epochs' and 'batch_size' must be >= 1")
-        _check(self.learning_rate > 0, "'learning_rate' must be > 0")
-        _check(0.05 <= self.validation_fraction <= 0.5, "'validation_fraction' must be in [0.05, 0.5]")
-        _check(0.0 <= self.cross_channel < 1.0, "'cross_channel' must be in [0, 1)")
-
-
-@dataclass(frozen=True)
-class ThresholdConfig:
-    """How the anomaly threshold is learned from held-out normal errors.
-
-    ``quantile`` uses ``q``; ``mean_std`` and ``median_mad`` use ``k``; ``pot`` fits a generalized
-    Pareto tail above the ``q`` quantile and returns the level exceeded with probability ``risk``.
-    The threshold is multiplied by ``margin`` (> 1 leaves headroom for unseen normal behaviour;
-    the default 1.0 was chosen with the score rule on labelled data: docs/quality.md).
-    The score it applies to (rule in tsad/detector.py): each channel's error divided by its mean
-    held-out error (``normalise``: ``mean``, ``median`` or ``none``) and, for a channel with fewer
-    than ``effective_samples`` independent training rows (0: never), by (effective_samples /
-    its count)²; smoothed over ``smoothing_seconds`` as a power mean (``smoothing_power`` p:
-    the mean of errors**p, raised back to 1/p; 1 is the plain mean, 0.5 averages the errors'
-    amplitude instead of their energy); combined by ``aggregate`` (``max`` or
-    ``mean``). ``scope: channel`` fits one threshold per channel instead of one on the aggregate.
-    The slow-channel discount (``effective_samples``) applies only to a training range shorter
-    than ``short_range_seconds`` (default one day): a short range (a test-bench run of minutes)
-    may not have shown a slow channel's normal levels, whereas a day or more has seen its daily
-    cycle, and discounting it there would hide sustained level shifts on slow channels.
-    """
-
-    strategy: Literal["quantile", "mean_std", "median_mad", "pot"] = "quantile"
-    q: float = 0.99
-    k: float = 4.0
-    risk: float = 1e-4
-    margin: float = 1.0
-    normalise: Literal["mean", "median", "none"] = "mean"
-    effective_samples: float = 100.0
-    short_range_seconds: float = 86_400.0
-    smoothing_seconds: float = 120.0
-    smoothing_power: float = 0.75
-    aggregate: Literal["max", "mean"] = "max"
-    scope: Literal["aggregate", "channel"] = "aggregate"
-
-    def __post_init__(self) -> None:
-        _check(0.5 < self.q < 1.0, "'q' must be in (0.5, 1)")
-        _check(self.k > 0 and 0 < self.risk < 0.5, "'k' must be > 0 and 'risk' in (0, 0.5)")
-        _check(self.margin > 0, "'margin' must be > 0")
-        _check(self.effective_samples >= 0 and self.smoothing_seconds >= 0,
-               "'effective_samples' and 'smoothing_seconds' must be >= 0")
-        _check(self.short_range_seconds >= 0, "'short_range_seconds' must be >= 0")
-        _check(0 < self.smoothing_power <= 1, "'smoothing_power' must be in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -352,6 +258,13 @@ class GroupConfig:
         _check(self.sampling_seconds >= 1, "'sampling_seconds' must be >= 1")
         if self.shards is not None and self.shards.channels:
             _check_partition(self.channels, self.shards)
+
+    def detector_config(self, channels: list[str] | None = None,
+                        name: str | None = None) -> DetectorConfig:
+        """What shapes this group's model (or a shard's: its ``channels`` and ``name``)."""
+        return DetectorConfig(name=name or self.name, channels=list(channels or self.channels),
+                              sampling_seconds=self.sampling_seconds, window=self.window,
+                              model=self.model, threshold=self.threshold)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from tsad.config import GroupConfig
+from tsad.config.detector_config import DetectorConfig
+from tsad.config.schema import GroupConfig
 from tsad.errors import ConfigError
 
 
@@ -41,6 +42,12 @@ def unit_group(group: GroupConfig, shard: int | None) -> GroupConfig:
     if shard is None:
         return group
     return dataclasses.replace(group, channels=units[shard], shards=None)
+
+
+def unit_detector_config(group: GroupConfig, shard: int | None) -> DetectorConfig:
+    """What shapes a unit's model: the group's detector settings on the unit's channels."""
+    unit = unit_group(group, shard)
+    return unit.detector_config(name=unit_label(group.name, shard))
 
 
 def shard_folder(shard: int) -> str:

@@ -2,23 +2,30 @@
 
 What the public tables hold (README, *Tables*): every event and anomalous point carries the
 score, threshold and model version of the unit that leads it, so severity = score / threshold
-holds row by row for sharded groups too. ``tsad.pipeline`` writes them in one transaction.
+holds row by row for sharded groups too. ``tsad.pipeline`` writes them in one transaction, then
+removes the partition's plots that the committed rows do not name (``tsad.detection.plots``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tsad.config import GroupConfig, TsadConfig
 from tsad.dates import day_bounds
-from tsad.detection.events import find_events, flagged_points
+from tsad.detection.events import Event, find_events, flagged_points
+from tsad.detection.merge import Merged
+from tsad.detection.unit_scores import UnitScores
 from tsad.storage.records import EventRecord, PointRecord, RunRecord
+
+if TYPE_CHECKING:
+    from tsad.model.detector import Detector
 
 log = logging.getLogger("tsad.pipeline")
 
@@ -32,7 +39,7 @@ class DayRecords:
     points: list[PointRecord]
 
 
-def build_records(config: TsadConfig, group: GroupConfig, day: date, merged: Any, dag_id: str,
+def build_records(config: TsadConfig, group: GroupConfig, day: date, merged: Merged, dag_id: str,
                   run_id: str, started: datetime, quality: dict[str, Any]) -> DayRecords:
     """The run row, events (with plots) and points of ``merged`` (``tsad.detection.merge``) scores."""
     drift = bool(merged.drifted)
@@ -63,14 +70,14 @@ def build_records(config: TsadConfig, group: GroupConfig, day: date, merged: Any
     return DayRecords(run, event_records, points)
 
 
-def _day_lead(merged: Any) -> Any:
+def _day_lead(merged: Merged) -> UnitScores:
     """The unit named on the run row: the only one, or the shard with the day's highest
     severity (a shard that drifted is not considered unless all did)."""
     if len(merged.units) == 1:
         return merged.units[0]
     candidates = [u for u in merged.units if not u.drift] or merged.units
 
-    def peak(unit: Any) -> float:
+    def peak(unit: UnitScores) -> float:
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = unit.aggregate / unit.threshold
         finite = ratio[np.isfinite(ratio)]
@@ -79,7 +86,7 @@ def _day_lead(merged: Any) -> Any:
     return max(candidates, key=peak)
 
 
-def _run_message(merged: Any) -> str:
+def _run_message(merged: Merged) -> str:
     """The run row's message: drift, and for a sharded group every shard's model version."""
     if len(merged.units) == 1:
         return merged.units[0].drift_message if merged.drifted else ""
@@ -87,21 +94,21 @@ def _run_message(merged: Any) -> str:
     return "; ".join([shards, *(f"{u.label}: {u.drift_message}" for u in merged.drifted)])
 
 
-def _plots(config: TsadConfig, group: GroupConfig, day: date, merged: Any,
-           events: list[Any]) -> list[str | None]:
-    """One PNG per event (see ``tsad.detection.plots``); a plot that fails is logged, never loses records.
-
-    The readings are read only when there are events, and only the columns of the units the
-    events involve (a run without events only removes an earlier run's stale plots)."""
-    from tsad.ingest.partitions import read_partition
+def _plots(config: TsadConfig, group: GroupConfig, day: date, merged: Merged,
+           events: list[Event]) -> list[str | None]:
+    """One PNG per event under names of its own (``tsad.detection.plots``); a plot that fails
+    is logged, never loses records. The readings are read only when there are events, and
+    only the columns of the units the events involve."""
     from tsad.detection.plots import plot_events
+    from tsad.ingest.partitions import read_partition
 
+    if not events:
+        return []
     try:
-        detector, frame, shown = None, None, ""
-        if events:
-            detector, shown = _plot_detector(group, merged, events)
-            frame = read_partition(config.data_dir, group.name, day, detector.channels)
-        return list(plot_events(detector, frame, merged, events, data_dir=config.data_dir,
+        detectors, shown = _plot_detectors(merged, events)
+        channels = [c for c in group.channels if any(c in d.channels for d in detectors)]
+        frame = read_partition(config.data_dir, group.name, day, channels)
+        return list(plot_events(detectors, frame, merged, events, data_dir=config.data_dir,
                                 group=group.name, day=day, model_version=shown))
     except Exception:  # noqa: BLE001 - a picture must not block the records
         log.exception("group %s %s: rendering the event plots failed; events keep no plot",
@@ -109,29 +116,25 @@ def _plots(config: TsadConfig, group: GroupConfig, day: date, merged: Any,
         return [None] * len(events)
 
 
-def _plot_detector(group: GroupConfig, merged: Any, events: list[Any]) -> tuple[Any, str]:
-    """The detector the plots reconstruct with, and the model version(s) their titles name: the
-    unit's own, or a view over the shards that lead an event or own one of its top channels."""
-    from tsad.model import registry
-    from tsad.detection.merge import ShardedView
+def _plot_detectors(merged: Merged, events: list[Event]) -> tuple[list[Detector], str]:
+    """The detectors the plots reconstruct with, and the model version(s) their titles name:
+    the unit's own, or those of the shards that lead an event or own one of its top channels."""
+    from tsad.model.registry import load_detector, version_at
 
-    def loaded(unit: Any) -> Any:
-        if unit.detector is None:
-            unit.detector = registry.load_detector(registry.version_at(unit.model_path),
-                                                   unit.channels)
-        return unit.detector
+    def loaded(unit: UnitScores) -> Detector:
+        return load_detector(version_at(unit.model_path), unit.channels)
 
     if len(merged.units) == 1:
-        return loaded(merged.units[0]), merged.units[0].model_version_id
+        return [loaded(merged.units[0])], merged.units[0].model_version_id
     leads = {int(merged.lead[merged.timestamps.get_loc(e.peak_time)]) for e in events}
     tops = {name for e in events for name, _ in e.top_channels}
     needed = [u for k, u in enumerate(merged.units) if k in leads or tops & set(u.channels)]
     shown = ", ".join(merged.units[k].model_version_id for k in sorted(leads))
-    return ShardedView(group, [loaded(u) for u in needed]), shown
+    return [loaded(u) for u in needed], shown
 
 
-def _event_record(event: Any, group: str, day: date, version_id: str,
-                  plot_path: str | None = None) -> Any:
+def _event_record(event: Event, group: str, day: date, version_id: str,
+                  plot_path: str | None = None) -> EventRecord:
     return EventRecord(
         sensor_group=group, partition_date=day, start_ts=event.start.to_pydatetime(),
         end_ts=event.end.to_pydatetime(), peak_ts=event.peak_time.to_pydatetime(),
@@ -142,9 +145,10 @@ def _event_record(event: Any, group: str, day: date, version_id: str,
         model_version_id=version_id, plot_path=plot_path)
 
 
-def _point_records(scores: Any, idx: Any, channels: list[str], threshold: float,
+def _point_records(scores: Merged, idx: np.ndarray, channels: list[str], threshold: float,
                    group: GroupConfig, day: date, version_id: str,
-                   source: Any = None) -> list[Any]:
+                   source: Callable[[int], tuple[float, float, str]] | None = None
+                   ) -> list[PointRecord]:
     """One row per anomalous timestamp and top contributing channel (public contract: README).
 
     ``source(i)`` gives timestamp ``i``'s stored ``(score, threshold, model_version_id)`` when

@@ -13,22 +13,17 @@ scores are the records' as they always were. Several shards merge by this rule
 - a shard whose day drifted (``Detector.check_drift``) is left out of the merge (the run is
   marked drift and names it; that shard retrains next run), so one drifting subsystem neither
   floods the day with events nor hides the others'.
-
-``ShardedView`` shows several shard detectors to ``tsad.detection.plots`` as one detector over their
-channels, so an event's picture can hold top channels of different shards.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tsad.config import GroupConfig
 from tsad.errors import DataError
-from tsad.model.scaling import ChannelScaler
 from tsad.detection.unit_scores import UnitScores
 
 
@@ -85,39 +80,3 @@ def merge(group: GroupConfig, units: list[UnitScores]) -> Merged:
     merged[~np.isfinite(merged)] = np.nan  # no shard covered it (or every shard drifted)
     return Merged(first.timestamps, list(group.channels), merged, points, 1.0, lead, units,
                   drifted)
-
-
-class ShardedView:
-    """Several shard detectors seen as one detector over their channels (for ``tsad.detection.plots``):
-    ``channels`` in group order, one scaler, and a network that reconstructs each shard's
-    columns with that shard's model."""
-
-    def __init__(self, group: GroupConfig, detectors: list[Any]) -> None:
-        owned = {c: (d, j) for d in detectors for j, c in enumerate(d.channels)}
-        self.group = group
-        self.channels = [c for c in group.channels if c in owned]
-        self.scaler_ = ChannelScaler(
-            mean=np.array([owned[c][0].scaler_.mean[owned[c][1]] for c in self.channels]),
-            scale=np.array([owned[c][0].scaler_.scale[owned[c][1]] for c in self.channels]))
-        self.network_ = _ShardedNetwork(
-            [(d.network_, [self.channels.index(c) for c in d.channels]) for d in detectors])
-
-
-class _ShardedNetwork:
-    """Windows ``[B, L, c]`` in, each shard's reconstruction of its own columns out."""
-
-    def __init__(self, parts: list[tuple[Any, list[int]]]) -> None:
-        self.parts = parts
-
-    def eval(self) -> _ShardedNetwork:
-        for network, _ in self.parts:
-            network.eval()
-        return self
-
-    def __call__(self, windows: Any) -> Any:
-        import torch
-
-        out = torch.empty_like(windows)
-        for network, columns in self.parts:
-            out[..., columns] = network(windows[..., columns].contiguous())
-        return out

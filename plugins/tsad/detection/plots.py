@@ -2,10 +2,14 @@
 
 The picture shows the event's top contributing channels (readings and the model's reconstruction)
 around the event, and the anomaly score against the threshold, with the event shaded. Files live
-next to the partitions, ``{data_dir}/plots/group={group}/date={YYYY-MM-DD}/event-{n}.png`` with
-``n`` the event's 1-based position in time order, so a re-run overwrites them. When ``data_dir``
-is object storage (``tsad.fs``) they are rendered in a local temporary folder, uploaded there, and
-their URLs returned.
+next to the partitions, ``{data_dir}/plots/group={group}/date={YYYY-MM-DD}/event-{n}-{tag}.png``
+with ``n`` the event's 1-based position in time order and ``tag`` a short hash of what the picture
+shows (the event, its model version). Plots follow the committed records: a run draws its plots
+before its records transaction, under names no other content shares, and removes the
+partition's other plots only after the commit (``remove_other_plots``), so a run killed or
+failed before the commit leaves the previous rows and the plots they name untouched, while a
+re-run that finds the same events writes the same names and bytes. When ``data_dir`` is object storage (``tsad.fs``) they are
+rendered in a local temporary folder, uploaded there, and their URLs returned.
 
 matplotlib is imported inside the functions (Agg canvas, no pyplot, no global state): importing
 this module costs nothing and works in threads and forked task processes.
@@ -13,7 +17,7 @@ this module costs nothing and works in threads and forked task processes.
 
 from __future__ import annotations
 
-import os
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -32,11 +36,21 @@ def plot_dir(data_dir: str | Path, group: str, day: date) -> Path:
     return Path(data_dir) / "plots" / f"group={group}" / f"date={day.isoformat()}"
 
 
-def event_plot_path(data_dir: str | Path, group: str, day: date, number: int) -> Path:
-    """The deterministic file of the ``number``-th event (1-based, time order) of a partition."""
+def event_plot_path(data_dir: str | Path, group: str, day: date, number: int,
+                    tag: str = "") -> Path:
+    """The file of the ``number``-th event (1-based, time order) of a partition whose picture
+    is tagged ``tag`` (``picture_tag``)."""
     if number < 1:
         raise ValueError(f"event numbers start at 1, got {number}")
-    return plot_dir(data_dir, group, day) / f"event-{number}.png"
+    suffix = f"-{tag}" if tag else ""
+    return plot_dir(data_dir, group, day) / f"event-{number}{suffix}.png"
+
+
+def picture_tag(event: Any, model_version: str) -> str:
+    """A short hash of what an event's picture shows: another event or model, another name."""
+    shown = (event.start.isoformat(), event.end.isoformat(), event.peak_time.isoformat(),
+             repr(float(event.severity)), repr(event.top_channels), model_version)
+    return hashlib.sha256(repr(shown).encode()).hexdigest()[:10]
 
 
 @dataclass(frozen=True)
@@ -90,11 +104,11 @@ def render(picture: EventPicture, path: str | Path) -> Path:
     score_ax.set_xlabel("time (UTC)", fontsize=8)
     for ax in axes:
         ax.axvspan(picture.event_start, picture.event_end, color="#d62728", alpha=0.15, lw=0)
+    from tsad import fs
+
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    fig.savefig(tmp, format="png", metadata={"Software": None})
-    os.replace(tmp, out)
+    with fs.atomic_output(out) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
     return out
 
 
@@ -104,72 +118,65 @@ def neighbourhood(n: int, start: int, stop: int, window_length: int) -> tuple[in
     return max(0, start - pad), min(n, stop + pad)
 
 
-def reconstruct(detector: Any, raw: np.ndarray) -> np.ndarray:
-    """The detector's reconstruction of ``raw [n, c]`` (all its channels), in raw units.
-
-    Each point is the mean of the network's outputs over the windows covering it (the scoring
-    rule, applied to outputs instead of errors); NaN where no gap-free window covers a point.
-    """
-    import torch
-
-    from tsad.windows import PointAccumulator, valid_starts, window_starts, window_view
-
-    length, stride = detector.group.window.length, detector.group.window.stride
-    scaled = detector.scaler_.transform(raw)
-    n, c = scaled.shape
-    sums = PointAccumulator(n, c)
-    starts = valid_starts(scaled, window_starts(n, length, stride), length)
-    if len(starts):
-        windows = torch.from_numpy(np.ascontiguousarray(window_view(scaled, length)[starts]))
-        detector.network_.eval()
-        with torch.inference_mode():
-            outputs = detector.network_(windows).numpy().astype(np.float64)
-        sums.add(starts, outputs)
-    return detector.scaler_.inverse(sums.result())
-
-
-def plot_events(detector: Any, frame: Any, scores: Any, events: Sequence[Any], *,
+def plot_events(detectors: Sequence[Any], frame: Any, scores: Any, events: Sequence[Any], *,
                 data_dir: str | Path, group: str, day: date, model_version: str) -> list[str]:
-    """Render one PNG per event (``tsad.detection.events.Event``) and return their paths, in event order.
-
-    Plots left over from an earlier run of the partition that had more events are removed.
-    """
+    """Render one PNG per event (``tsad.detection.events.Event``) and return their paths, in
+    event order. ``detectors`` (``tsad.model.Detector``) own disjoint channels (a group's, or its
+    shards'): each reconstructs its own; ``frame`` holds their readings. Nothing is removed."""
     from tsad import fs
 
     if fs.is_remote(data_dir):
         remote = str(fs.location(data_dir, "plots", f"group={group}", f"date={day.isoformat()}"))
-        for stale in fs.glob(remote, "event-*.png"):
-            fs.remove(stale)
         with fs.local_scratch("tsad-plots-") as scratch:
-            local = plot_events(detector, frame, scores, events, data_dir=scratch, group=group,
+            local = plot_events(detectors, frame, scores, events, data_dir=scratch, group=group,
                                 day=day, model_version=model_version)
             urls = [f"{remote}/{Path(p).name}" for p in local]
             for path, url in zip(local, urls, strict=True):
                 fs.upload(Path(path), url)
         return urls
-    directory = plot_dir(data_dir, group, day)
-    if directory.is_dir():
-        for stale in directory.glob("event-*.png"):
-            stale.unlink()
     if not events:
         return []
-    channels = list(detector.channels)
-    raw = frame[channels].to_numpy(dtype=np.float64)
+    owner = {name: d for d in detectors for name in d.channels}
     times = scores.timestamps.tz_convert("UTC").tz_localize(None).to_numpy()
+    length = max(d.config.window.length for d in detectors)
     paths = []
     for number, event in enumerate(events, start=1):
         start = int(scores.timestamps.get_loc(event.start))
         stop = int(scores.timestamps.get_loc(event.end)) + 1
-        lo, hi = neighbourhood(len(raw), start, stop, detector.group.window.length)
-        recon = reconstruct(detector, raw[lo:hi])
-        top = [name for name, _ in event.top_channels] or channels[:1]
-        cols = [channels.index(name) for name in top]
+        lo, hi = neighbourhood(len(times), start, stop, length)
+        top = [name for name, _ in event.top_channels if name in owner] or [next(iter(owner))]
+        readings = frame[top].to_numpy(dtype=np.float64)[lo:hi]
+        recon = np.column_stack([_reconstructed(owner[name], frame, name, lo, hi) for name in top])
         title = (f"{group} {day.isoformat()} event {number}: severity {event.severity:.1f}, "
                  f"peak {event.peak_time:%H:%M} UTC, model {model_version}")
         picture = EventPicture(
-            title=title, timestamps=times[lo:hi], channels=top, readings=raw[lo:hi][:, cols],
-            reconstruction=recon[:, cols], score=scores.aggregate[lo:hi],
-            threshold=float(event.threshold),
-            event_start=times[start], event_end=times[stop - 1])
-        paths.append(str(render(picture, event_plot_path(data_dir, group, day, number))))
+            title=title, timestamps=times[lo:hi], channels=top, readings=readings,
+            reconstruction=recon, score=scores.aggregate[lo:hi],
+            threshold=float(event.threshold), event_start=times[start], event_end=times[stop - 1])
+        path = event_plot_path(data_dir, group, day, number, picture_tag(event, model_version))
+        paths.append(str(render(picture, path)))
     return paths
+
+
+def _reconstructed(detector: Any, frame: Any, channel: str, lo: int, hi: int) -> np.ndarray:
+    """``channel``'s reconstruction on rows [lo, hi) by the detector that owns it."""
+    raw = frame[detector.channels].to_numpy(dtype=np.float64)[lo:hi]
+    return detector.reconstruct(raw)[:, detector.channels.index(channel)]
+
+
+def remove_other_plots(data_dir: str | Path, group: str, day: date, keep: Sequence[str]) -> None:
+    """Remove the partition's plots that are not in ``keep`` (the committed rows' plot paths):
+    an earlier run's, or those of a run that failed before its commit."""
+    from tsad import fs
+
+    kept = {Path(str(k)).name for k in keep if k}
+    if fs.is_remote(data_dir):
+        remote = str(fs.location(data_dir, "plots", f"group={group}", f"date={day.isoformat()}"))
+        for url in fs.glob(remote, "event-*.png"):
+            if fs.name(url) not in kept:
+                fs.remove(url)
+        return
+    directory = plot_dir(data_dir, group, day)
+    for stale in directory.glob("event-*.png") if directory.is_dir() else []:
+        if stale.name not in kept:
+            stale.unlink(missing_ok=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,6 @@ class UnitScores:
     drift_message: str
     started_at: datetime
     run_id: str
-    detector: Any = field(default=None, repr=False, compare=False)  # set when scored in-process
 
     @property
     def label(self) -> str:
@@ -78,7 +77,7 @@ def scratch_path(data_dir: str | Path, group: str, day: date, run_id: str,
 
 def write_scratch(scores: UnitScores, path: fs.Location) -> None:
     """Write ``scores`` to ``path`` atomically (object storage: one upload)."""
-    write_table_atomic(_to_arrow(scores), path, "scores")
+    write_table_atomic(_to_arrow(scores), path)
 
 
 def read_scratch(path: fs.Location, what: str) -> UnitScores:

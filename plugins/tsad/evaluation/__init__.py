@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from tsad.config import GroupConfig
+from tsad.config import DetectorConfig, GroupConfig
 from tsad.evaluation.baselines import FlagAll, PcaT2Q, Persistence
 from tsad.evaluation.datasets import LabelledSeries, load_labelled_dir, read_series
 from tsad.evaluation.methods import DetectorMethod, default_settings
@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 
-def evaluate(directory: str | Path, *, settings: GroupConfig | None = None,
+def evaluate(directory: str | Path, *, settings: GroupConfig | DetectorConfig | None = None,
              kinds: Sequence[str] = (), train_rows: int = BENCHMARK_TRAIN_ROWS,
              train_file: str | Path | None = None, baselines: bool = True) -> list[Row]:
     """Evaluate tsad (``settings`` or the defaults, plus ``kinds``) and the baselines on every

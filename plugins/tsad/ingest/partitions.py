@@ -12,8 +12,6 @@ partition is then written locally and uploaded in one PUT, which S3 makes visibl
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
@@ -40,31 +38,28 @@ def partition_path(data_dir: str | Path, group: str, day: date) -> fs.Location:
 
 def write_partition(frame: pd.DataFrame, path: fs.Location) -> None:
     """Write ``frame`` to ``path`` atomically (``write_table_atomic``)."""
-    write_table_atomic(_to_arrow(frame), path, "readings")
+    write_table_atomic(_to_arrow(frame), path)
 
 
-def write_table_atomic(table: pa.Table, path: fs.Location, stem: str) -> None:
-    """Write ``table`` as Parquet at ``path`` atomically: temp file in the same folder, fsync,
-    replace (object storage: a local temp file, then one upload), so a reader never sees half."""
-    if fs.is_remote(path):
-        with fs.local_scratch(f"tsad-{stem}-") as scratch:
-            local = Path(scratch) / f"{stem}.parquet"
-            pq.write_table(table, local)
-            fs.upload(local, str(path))
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{stem}-", suffix=".parquet.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            pq.write_table(table, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+def write_table_atomic(table: pa.Table, path: fs.Location) -> None:
+    """Write ``table`` as Parquet at ``path`` atomically (``tsad.fs.atomic_output``)."""
+    with fs.atomic_output(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def quality_path(data_dir: str | Path, group: str, day: date) -> fs.Location:
+    """The partition's data-quality counts (``quality.json`` beside ``readings.parquet``)."""
+    return fs.with_name(partition_path(data_dir, group, day), "quality.json")
+
+
+def write_quality(data_dir: str | Path, group: str, day: date, quality: dict[str, int]) -> None:
+    fs.write_json(quality_path(data_dir, group, day), quality)
+
+
+def read_quality(data_dir: str | Path, group: str, day: date) -> dict[str, int]:
+    """The counts extract recorded for the partition; {} when it recorded none."""
+    path = quality_path(data_dir, group, day)
+    return dict(fs.read_json(path)) if fs.is_file(path) else {}
 
 
 def read_partition(
@@ -141,17 +136,3 @@ def _from_arrow(table: pa.Table, channels: list[str]) -> pd.DataFrame:
 def _empty(channels: list[str]) -> pd.DataFrame:
     index = pd.DatetimeIndex([], dtype="datetime64[us, UTC]", name=TIMESTAMP)
     return pd.DataFrame({c: pd.Series([], dtype="float64") for c in channels}, index=index)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable; a no-op where directories cannot be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

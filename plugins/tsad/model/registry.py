@@ -3,13 +3,13 @@
 A sharded group (``groups[].shards``, see ``tsad.config.shards``) keeps one registry per shard,
 ``{models_dir}/{group}/sNN/vNNNN``, with ids ``group/sNN/vNNNN``; its manifest names the shard.
 
-A version holds ``config.json`` (the group config it was trained with), ``weights.safetensors``
-(the ``state_dict``), ``state.json`` (scaler, threshold, metrics) and ``manifest.json`` (sha256 of
-each file, training range, code version). It is written to a temporary folder and renamed into
-place, so a killed training never leaves half a version (its temporary folder is removed by the
-next publish on the same host); it is never overwritten; loading verifies every checksum, checks
-that the model's channels are the group's, and never unpickles anything. The stored config has
-the source URL's password masked: secrets are never written into artifacts or records.
+A version holds the detector's own files (``Detector.save``: ``config.json``, the
+``DetectorConfig`` it was trained with, which holds nothing of the source; ``weights.safetensors``;
+``state.json``) and ``manifest.json`` (sha256 of each file, training range, code version). It is
+written to a temporary folder and renamed into place, so a killed training never leaves half a
+version (its temporary folder is removed by the next publish on the same host); it is never
+overwritten; loading verifies every checksum, checks that the model's channels are the group's,
+and never unpickles anything.
 
 ``models_dir`` may be an object storage URL (``s3://bucket/tsad/models``, see ``tsad.fs``). There
 is no rename there, so a version is published by first *claiming* its number with a conditional
@@ -22,7 +22,6 @@ the files to a temporary folder and verifies them as for a local version.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -36,12 +35,14 @@ from pathlib import Path
 from typing import Any
 
 from tsad import __version__, fs
-from tsad.config import GroupConfig, group_config_from_dict
-from tsad.errors import ModelError
+from tsad.config import DetectorConfig, TrainingConfig
+from tsad.config.shards import shard_folder
+from tsad.errors import ModelError, TsadError
+from tsad.model.detector import CONFIG_FILE, STATE_FILE, WEIGHTS_FILE, Detector
 
 VERSION_DIR = re.compile(r"^v(\d{4,})$")
 SHARD_DIR = re.compile(r"^s(\d{2,})$")
-FILES = ("config.json", "weights.safetensors", "state.json")
+FILES = (CONFIG_FILE, WEIGHTS_FILE, STATE_FILE)
 TMP_PREFIX = ".tmp-"
 CLAIM = ".claim"
 
@@ -60,7 +61,7 @@ class ModelVersion:
     def owner(self) -> str:
         """Whose model this is: the group, or ``group/sNN`` for a shard's model (the
         ``model_version.sensor_group`` it is recorded under)."""
-        return self.group if self.shard is None else f"{self.group}/s{self.shard:02d}"
+        return self.group if self.shard is None else f"{self.group}/{shard_folder(self.shard)}"
 
     @property
     def id(self) -> str:
@@ -79,16 +80,9 @@ class ModelVersion:
         return json.loads(fs.read_bytes(fs.location(self.path, name)))
 
 
-def model_config_hash(group: GroupConfig) -> str:
-    """Hash of the settings that shape a model; a change to any of them calls for a retrain."""
-    cfg = _group_dict(group)
-    relevant = {k: cfg[k] for k in ("channels", "sampling_seconds", "window", "model", "threshold")}
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
-
-
 def _parts(group: str, shard: int | None) -> tuple[str, ...]:
     """The registry folder of a group (or of one of its shards) below ``models_dir``."""
-    return (group,) if shard is None else (group, f"s{shard:02d}")
+    return (group,) if shard is None else (group, shard_folder(shard))
 
 
 def list_versions(models_dir: str | Path, group: str,
@@ -142,33 +136,34 @@ def select_version(models_dir: str | Path, group: str, day: date,
     return usable[-1] if usable else None
 
 
-def retrain_reason(version: ModelVersion | None, group: GroupConfig, day: date,
-                   force: bool = False) -> str | None:
+def retrain_reason(version: ModelVersion | None, config: DetectorConfig,
+                   training: TrainingConfig, day: date, force: bool = False) -> str | None:
     """Why a new model is needed for ``day``, or None to reuse ``version``."""
     if force:
         return "force_retrain requested"
     if version is None:
         return "no model trained before this day"
     age = (day - version.training_end).days
-    if age > group.training.max_model_age_days:
-        return f"model {version.id} is {age} days old (max_model_age_days={group.training.max_model_age_days})"
-    if version.manifest.get("config_sha256") != model_config_hash(group):
+    if age > training.max_model_age_days:
+        return (f"model {version.id} is {age} days old "
+                f"(max_model_age_days={training.max_model_age_days})")
+    if version.manifest.get("config_sha256") != config.fingerprint():
         return f"the group's model settings changed since {version.id}"
     return None
 
 
-def publish(models_dir: str | Path, detector: Any, training_start: date, training_end: date,
-            created_by_run: str, shard: int | None = None) -> ModelVersion:
-    """Write ``detector`` as the next version of its group (or of the group's ``shard``: the
+def publish(models_dir: str | Path, detector: Detector, training_start: date,
+            training_end: date, created_by_run: str, *, group: str,
+            shard: int | None = None) -> ModelVersion:
+    """Write ``detector`` as the next version of ``group`` (or of the group's ``shard``: the
     detector is then trained on the shard's channels), atomically; returns the new version."""
-    group = detector.group
-    parts = _parts(group.name, shard)
+    parts = _parts(group, shard)
     if fs.is_remote(models_dir):
         with fs.local_scratch("tsad-model-") as scratch:
             manifest = _write_version(Path(scratch), detector, training_start, training_end,
-                                      created_by_run, shard)
+                                      created_by_run, group, shard)
             return _publish_remote(Path(scratch), str(fs.location(models_dir, *parts)),
-                                   group.name, manifest, shard)
+                                   group, manifest, shard)
     root = Path(fs.location(models_dir)).joinpath(*parts)
     root.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(root)
@@ -176,42 +171,35 @@ def publish(models_dir: str | Path, detector: Any, training_start: date, trainin
     tmp.mkdir()
     try:
         manifest = _write_version(tmp, detector, training_start, training_end, created_by_run,
-                                  shard)
-        _fsync_dir(tmp)
-        return _rename_into_place(tmp, Path(fs.location(models_dir)), group.name, manifest,
-                                  shard)
+                                  group, shard)
+        fs.fsync_dir(tmp)
+        return _rename_into_place(tmp, Path(fs.location(models_dir)), group, manifest, shard)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _write_version(tmp: Path, detector: Any, training_start: date, training_end: date,
-                   created_by_run: str, shard: int | None = None) -> dict[str, Any]:
+def _write_version(tmp: Path, detector: Detector, training_start: date, training_end: date,
+                   created_by_run: str, group: str, shard: int | None = None) -> dict[str, Any]:
     """Write a version's files into the local folder ``tmp``; returns its manifest."""
-    from safetensors.torch import save_file
-
-    group = detector.group
-    _write_json(tmp / "config.json", _group_dict(group))
-    weights = {k: v.detach().cpu().contiguous() for k, v in detector.network_.state_dict().items()}
-    save_file(weights, str(tmp / "weights.safetensors"))
-    _write_json(tmp / "state.json", detector.state())
+    files = detector.save(tmp)
     manifest = {
-        "group": group.name,
-        "detector_kind": group.model.kind,
+        "group": group,
+        "detector_kind": detector.config.model.kind,
         "training_start": training_start.isoformat(),
         "training_end": training_end.isoformat(),
-        "config_sha256": model_config_hash(group),
+        "config_sha256": detector.config.fingerprint(),
         "code_version": __version__,
         "created_by_run": created_by_run,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "threshold": detector.threshold,
-        "threshold_strategy": group.threshold.strategy,
+        "threshold_strategy": detector.config.threshold.strategy,
         "metrics": detector.metrics_,
-        "files": {name: _sha256(tmp / name) for name in FILES},
+        "files": {name: _sha256(tmp / name) for name in files},
     }
     if shard is not None:  # an unsharded group's manifest keeps its keys as they were
         manifest["shard"] = shard
-    _write_json(tmp / "manifest.json", manifest)
+    fs.write_json(tmp / "manifest.json", manifest)
     return manifest
 
 
@@ -243,7 +231,7 @@ def remove_stale_tmp(root: Path) -> list[Path]:
     return removed
 
 
-def load_detector(version: ModelVersion, channels: list[str] | None = None) -> Any:
+def load_detector(version: ModelVersion, channels: list[str] | None = None) -> Detector:
     """Rebuild a detector from a version after checking every file against the manifest.
 
     ``channels`` (the group's current channels) must be the ones the model was trained on. A
@@ -260,13 +248,10 @@ def load_detector(version: ModelVersion, channels: list[str] | None = None) -> A
         return _load_from(version, folder, channels)
 
 
-def _load_from(version: ModelVersion, folder: Path, channels: list[str] | None) -> Any:
+def _load_from(version: ModelVersion, folder: Path, channels: list[str] | None) -> Detector:
     """Verify and load the version's files found in the local ``folder`` (errors name the
     version's own location)."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from tsad.model.detector import Detector
 
     manifest_path = fs.location(version.path, "manifest.json")
     if not version.manifest.get("files"):
@@ -283,19 +268,17 @@ def _load_from(version: ModelVersion, folder: Path, channels: list[str] | None) 
                 "corrupt); do not use it: retrain with force_retrain")
     if set(version.manifest.get("files", {})) != set(FILES):
         raise ModelError(f"model {version.id}: manifest {manifest_path} is incomplete")
-    group = group_config_from_dict(json.loads((folder / "config.json").read_text()))
-    if channels is not None and list(channels) != list(group.channels):
-        raise ModelError(
-            f"model {version.id} was trained on channels {group.channels}, but group "
-            f"{group.name!r} now has {list(channels)}; retrain (force_retrain) after a channel "
-            "change")
-    state = json.loads((folder / "state.json").read_text())
     try:
-        weights = load_file(str(folder / "weights.safetensors"))
-        return Detector.from_state(group, state, weights)
-    except (SafetensorError, RuntimeError, KeyError, ValueError) as exc:
+        detector = Detector.load(folder)
+    except (SafetensorError, RuntimeError, KeyError, ValueError, TsadError) as exc:
         raise ModelError(f"model {version.id} in {version.path} cannot be loaded ({exc}); "
                          "retrain with force_retrain") from None
+    if channels is not None and list(channels) != detector.channels:
+        raise ModelError(
+            f"model {version.id} was trained on channels {detector.channels}, but group "
+            f"{version.owner!r} now has {list(channels)}; retrain (force_retrain) after a "
+            "channel change")
+    return detector
 
 
 def _rename_into_place(tmp: Path, models_dir: Path, group: str, manifest: dict[str, Any],
@@ -314,21 +297,6 @@ def _rename_into_place(tmp: Path, models_dir: Path, group: str, manifest: dict[s
             number += 1
 
 
-def _group_dict(group: GroupConfig) -> dict[str, Any]:
-    """The group's config as stored with a model: the source URL's password is masked. A model
-    is trained on one unit's channels, so ``shards`` (always unset there) is left out and an
-    unsharded group's ``config.json`` reads as it did before shards existed."""
-    data = dataclasses.asdict(group)
-    if data.get("shards") is None:
-        data.pop("shards", None)
-    url = data.get("source", {}).get("url")
-    if url:
-        from tsad.storage.engine import describe
-
-        data["source"]["url"] = describe(url)
-    return data
-
-
 def _host() -> str:
     return re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
 
@@ -341,21 +309,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _write_json(path: Path, data: Any) -> None:
-    with open(path, "w") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _sha256(path: Path) -> str:

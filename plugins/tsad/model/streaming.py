@@ -1,7 +1,8 @@
 """Scoring a day's partition straight from Parquet, row group by row group.
 
-``Detector.score(read_partition(...))`` holds the day three times over (Arrow float64, the
-DataFrame, the scaled float32 copy) before the first window is scored. Here only the outputs
+``Detector.score_partition`` runs this. Scoring ``read_partition(...)`` in memory would hold
+the day three times over (Arrow float64, the DataFrame, the scaled float32 copy) before the
+first window is scored. Here only the outputs
 are day-sized (float32 point scores, per-window scores, timestamps): the readings go through in
 record batches of ``READ_ROWS`` rows, each scaled to float32 and scored with the last
 ``length - 1`` rows of the batch before it, so windows across batch and row-group boundaries are
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,20 +28,8 @@ from tsad.ingest.partitions import TIMESTAMP
 from tsad.model.scaling import ChannelScaler
 from tsad.model.scoring import Scores, SeriesScorer
 
-if TYPE_CHECKING:
-    from tsad.model.detector import Detector
-
 READ_ROWS = 1 << 13  # rows per record batch read from the file
 READ_BUFFER = 1 << 16  # bytes per column: column chunks are read through buffered streams
-
-
-def score_partition(detector: Detector, path: str | Path, read_rows: int = READ_ROWS) -> Scores:
-    """``detector.score`` of the partition file at ``path``, read row group by row group: the
-    model's errors streamed here, then the detector's score rule (``Detector.postprocess``)."""
-    window = detector.group.window
-    raw = score_parquet(detector.network_, path, detector.channels, window.length, window.stride,
-                        detector.scaler_, read_rows)
-    return detector.postprocess(raw, inplace=True)
 
 
 def score_parquet(network: nn.Module, path: str | Path, channels: list[str], length: int,

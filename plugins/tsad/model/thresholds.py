@@ -4,24 +4,32 @@ A threshold is a fitted object saved with the model version, not a float chosen 
 ``to_dict`` records the strategy, its parameters, the ``margin`` and the fitted value, and
 ``threshold_from_dict`` rebuilds it with the identical ``value_`` (so re-scoring an old day with
 an old model flags exactly the same points). ``value_`` is the strategy's level times ``margin``.
+
+One class per strategy, registered under its ``strategy`` name when the class is defined: a new
+strategy is one subclass (its ``defaults``, its checks in ``__init__``, its ``_level``) and its
+tests; the config (``threshold.strategy`` and the strategy's own keys) finds it by name. Each
+parameter's default is its class's ``defaults`` entry and nowhere else.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict
+from collections.abc import Callable
 from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from tsad.config import ThresholdConfig
 
 MAD_TO_STD = 1.4826  # scales the MAD to the std of a normal distribution
 POT_MIN_EXCESSES = 10  # fewer excesses than this cannot support a tail fit
 # Outside this shape range the fit is unusable: xi <= -1 is an irregular MLE that can put the
 # level below the largest normal error; xi >= 1 is a tail with no mean (wild extrapolation).
 POT_XI_RANGE = (-1.0, 1.0)
+
+
+def _optional(value: Any, kind: Callable[[Any], Any]) -> Any:
+    return None if value is None else kind(value)
 
 
 def _validated(errors: Any) -> np.ndarray:
@@ -38,10 +46,33 @@ def _validated(errors: Any) -> np.ndarray:
     return arr
 
 
+_STRATEGIES: dict[str, type[Threshold]] = {}
+
+
 class Threshold:
-    """Base class: ``fit`` learns ``value_`` (raw level x ``margin``) from normal errors."""
+    """Base class: ``fit`` learns ``value_`` (raw level x ``margin``) from normal errors.
+
+    Subclasses set ``strategy`` (the config's name for them) and ``defaults`` (their parameters
+    and default values) and take exactly those parameters, plus ``margin``, in ``__init__``."""
 
     strategy: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, float]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.strategy:
+            _STRATEGIES[cls.strategy] = cls
+
+    @classmethod
+    def from_params(cls, params: dict[str, float], margin: float = 1.0) -> Self:
+        """An unfitted threshold with ``params`` over the class's defaults; a key the class does
+        not take is a ValueError naming what it takes."""
+        unknown = sorted(set(params) - set(cls.defaults))
+        if unknown:
+            takes = ", ".join(sorted(cls.defaults)) or "no parameters"
+            raise ValueError(f"{unknown[0]!r} is not a parameter of threshold strategy "
+                             f"{cls.strategy!r} (it takes {takes})")
+        return cls(**{**cls.defaults, **params}, margin=margin)
 
     def __init__(self, margin: float = 1.0) -> None:
         if not (math.isfinite(margin) and margin > 0):
@@ -95,6 +126,13 @@ class Threshold:
             "note": self.note_,
         }
 
+    def _restore(self, d: dict[str, Any]) -> None:
+        """Set the fitted state from ``to_dict`` output (subclasses add their own entries)."""
+        self._value = float(d["value"])
+        self.raw_value_ = _optional(d.get("raw_value"), float)
+        self.n_fit_ = _optional(d.get("n_fit"), int)
+        self.note_ = d.get("note")
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in {**self.params(), "margin": self.margin}.items())
         state = f"value_={self._value!r}" if self.is_fitted else "unfitted"
@@ -105,11 +143,12 @@ class QuantileThreshold(Threshold):
     """Empirical ``q`` quantile: no distributional assumption, but blind beyond the data."""
 
     strategy = "quantile"
+    defaults = {"q": 0.99}
 
-    def __init__(self, q: float = 0.995, margin: float = 1.0) -> None:
+    def __init__(self, q: float, margin: float = 1.0) -> None:
         super().__init__(margin)
-        if not 0.0 < q < 1.0:
-            raise ValueError(f"'q' must be in (0, 1), got {q!r}")
+        if not 0.5 < q < 1.0:
+            raise ValueError(f"'q' must be in (0.5, 1), got {q!r}")
         self.q = float(q)
 
     def params(self) -> dict[str, float]:
@@ -123,8 +162,9 @@ class MeanStdThreshold(Threshold):
     """``mean + k*std`` (population std): cheap, but pulled up by outliers in the held-out set."""
 
     strategy = "mean_std"
+    defaults = {"k": 4.0}
 
-    def __init__(self, k: float = 4.0, margin: float = 1.0) -> None:
+    def __init__(self, k: float, margin: float = 1.0) -> None:
         super().__init__(margin)
         if not k > 0:
             raise ValueError(f"'k' must be > 0, got {k!r}")
@@ -141,8 +181,9 @@ class MedianMadThreshold(Threshold):
     """``median + k*1.4826*MAD``: robust to a few anomalies hiding in the 'normal' errors."""
 
     strategy = "median_mad"
+    defaults = {"k": 4.0}
 
-    def __init__(self, k: float = 4.0, margin: float = 1.0) -> None:
+    def __init__(self, k: float, margin: float = 1.0) -> None:
         super().__init__(margin)
         if not k > 0:
             raise ValueError(f"'k' must be > 0, got {k!r}")
@@ -165,13 +206,14 @@ class PotThreshold(Threshold):
     """
 
     strategy = "pot"
+    defaults = {"q": 0.98, "risk": 1e-4}
 
-    def __init__(self, q: float = 0.98, risk: float = 1e-4, margin: float = 1.0) -> None:
+    def __init__(self, q: float, risk: float, margin: float = 1.0) -> None:
         super().__init__(margin)
-        if not 0.0 < q < 1.0:
-            raise ValueError(f"'q' must be in (0, 1), got {q!r}")
-        if not 0.0 < risk < 1.0:
-            raise ValueError(f"'risk' must be in (0, 1), got {risk!r}")
+        if not 0.5 < q < 1.0:
+            raise ValueError(f"'q' must be in (0.5, 1), got {q!r}")
+        if not 0.0 < risk < 0.5:
+            raise ValueError(f"'risk' must be in (0, 0.5), got {risk!r}")
         self.q = float(q)
         self.risk = float(risk)
         self.xi_: float | None = None
@@ -182,6 +224,10 @@ class PotThreshold(Threshold):
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "xi": self.xi_, "sigma": self.sigma_}
+
+    def _restore(self, d: dict[str, Any]) -> None:
+        super()._restore(d)
+        self.xi_, self.sigma_ = _optional(d.get("xi"), float), _optional(d.get("sigma"), float)
 
     def _level(self, errors: np.ndarray) -> float:
         from scipy import stats
@@ -225,8 +271,9 @@ class FixedThreshold(Threshold):
     channel's score is in units of its own threshold, so the aggregate's threshold is 1."""
 
     strategy = "fixed"
+    defaults = {"level": 1.0}
 
-    def __init__(self, level: float = 1.0, margin: float = 1.0) -> None:
+    def __init__(self, level: float, margin: float = 1.0) -> None:
         super().__init__(margin)
         if not (math.isfinite(level) and level > 0):
             raise ValueError(f"'level' must be a finite number > 0, got {level!r}")
@@ -239,56 +286,56 @@ class FixedThreshold(Threshold):
         return self.level
 
 
-_STRATEGIES: dict[str, type[Threshold]] = {
-    cls.strategy: cls
-    for cls in (QuantileThreshold, MeanStdThreshold, MedianMadThreshold, PotThreshold,
-                FixedThreshold)
-}
+def strategy_class(strategy: str) -> type[Threshold]:
+    """The class registered under ``strategy``; a ValueError lists the known names."""
+    try:
+        return _STRATEGIES[strategy]
+    except KeyError:
+        raise ValueError(f"'strategy' must be one of {sorted(_STRATEGIES)}, got "
+                         f"{strategy!r}") from None
 
 
-def make_threshold(cfg: ThresholdConfig) -> Threshold:
-    """An unfitted threshold for a group's config (``margin`` included)."""
-    if cfg.strategy == "quantile":
-        return QuantileThreshold(q=cfg.q, margin=cfg.margin)
-    if cfg.strategy == "mean_std":
-        return MeanStdThreshold(k=cfg.k, margin=cfg.margin)
-    if cfg.strategy == "median_mad":
-        return MedianMadThreshold(k=cfg.k, margin=cfg.margin)
-    if cfg.strategy == "pot":
-        return PotThreshold(q=cfg.q, risk=cfg.risk, margin=cfg.margin)
-    raise ValueError(f"unknown threshold strategy {cfg.strategy!r}; "
-                     f"expected one of {sorted(_STRATEGIES)}")
+def strategy_parameters(strategy: str) -> dict[str, float]:
+    """The parameters ``strategy`` takes, with their defaults."""
+    return dict(strategy_class(strategy).defaults)
+
+
+def check_strategy(strategy: str, params: dict[str, float]) -> None:
+    """Raise ValueError unless ``strategy`` exists and takes ``params`` (the config's check)."""
+    strategy_class(strategy).from_params(params)
+
+
+def make_threshold(cfg: Any) -> Threshold:
+    """An unfitted threshold for a ``ThresholdConfig`` (strategy, its params, ``margin``)."""
+    return strategy_class(cfg.strategy).from_params(cfg.params, cfg.margin)
 
 
 def threshold_from_dict(d: dict[str, Any]) -> Threshold:
     """Rebuild a threshold from ``to_dict`` output; the value is restored, never re-fitted."""
     try:
         cls = _STRATEGIES[d["strategy"]]
-        obj = cls(**d["params"], margin=d["margin"])
+        obj = cls.from_params(d["params"], margin=d["margin"])
     except KeyError as exc:
         raise ValueError(f"not a stored threshold: missing or unknown {exc} "
                          f"in {sorted(d)}") from None
     except TypeError as exc:
         raise ValueError(f"stored threshold has bad parameters: {exc}") from None
     if d.get("value") is not None:
-        obj._value = float(d["value"])
-        obj.raw_value_ = None if d.get("raw_value") is None else float(d["raw_value"])
-        obj.n_fit_ = None if d.get("n_fit") is None else int(d["n_fit"])
-        obj.note_ = d.get("note")
-        if isinstance(obj, PotThreshold):
-            obj.xi_ = None if d.get("xi") is None else float(d["xi"])
-            obj.sigma_ = None if d.get("sigma") is None else float(d["sigma"])
+        obj._restore(d)
     return obj
 
 
 class ChannelThresholds:
-    """One threshold per channel, same strategy, fitted on a 2-D ``[n, n_channels]`` error array."""
+    """One threshold per channel, all made by ``factory`` (the same strategy), fitted on a 2-D
+    ``[n, n_channels]`` error array."""
 
-    def __init__(self, cfg: ThresholdConfig) -> None:
-        self.cfg = cfg
+    def __init__(self, factory: Callable[[], Threshold] | None = None) -> None:
+        self.factory = factory
         self.thresholds_: list[Threshold] = []
 
     def fit(self, errors: np.ndarray) -> Self:
+        if self.factory is None:
+            raise RuntimeError("a ChannelThresholds rebuilt from its dict cannot be re-fitted")
         arr = np.asarray(errors, dtype=float)
         if arr.ndim != 2 or arr.shape[1] == 0:
             raise ValueError(f"channel errors must be 2-D [n, n_channels >= 1], "
@@ -296,7 +343,7 @@ class ChannelThresholds:
         fitted = []
         for j in range(arr.shape[1]):
             try:
-                fitted.append(make_threshold(self.cfg).fit(arr[:, j]))
+                fitted.append(self.factory().fit(arr[:, j]))
             except ValueError as exc:
                 raise ValueError(f"channel {j}: {exc}") from None
         self.thresholds_ = fitted
@@ -313,10 +360,11 @@ class ChannelThresholds:
         return np.array([t.value_ for t in self.thresholds_], dtype=float)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"config": asdict(self.cfg), "channels": [t.to_dict() for t in self.thresholds_]}
+        return {"channels": [t.to_dict() for t in self.thresholds_]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ChannelThresholds:
-        obj = cls(ThresholdConfig(**d["config"]))
+        """The fitted thresholds as saved (an older save's ``config`` entry is not needed)."""
+        obj = cls()
         obj.thresholds_ = [threshold_from_dict(t) for t in d["channels"]]
         return obj

@@ -1,2 +1,17 @@
-from tsad.pipeline.steps import *  # noqa: F403  (temporary)
-from tsad.pipeline.steps import RunInfo, alert, database_url, detect, ensure_model, extract, record, record_units, records_written_by, run_day, score, score_unit, unscored_units  # noqa: F401
+"""The nightly steps for one (group, day), shared by the ``tsad`` CLI and the Airflow DAG.
+
+Every step takes a ``GroupDay`` (config, group, day, run, resolved URLs) and returns a small
+JSON-able dict: ``extract`` -> ``ensure_model`` (per unit) -> ``score`` (per unit) -> ``record``
+-> ``alert``; ``run_day`` runs them all in this process (``tsad run``).
+"""
+
+from tsad import lazy_exports
+
+__all__ = ["GroupDay", "RunInfo", "alert", "database_url", "ensure_model", "extract", "record",
+           "records_written_by", "run_day", "score", "unscored_units"]
+__getattr__ = lazy_exports(__name__, {
+    "GroupDay": "context", "RunInfo": "context", "alert": "alerting", "database_url": "context",
+    "ensure_model": "modelling", "extract": "extracting", "record": "recording",
+    "records_written_by": "recording", "run_day": "nightly", "score": "scoring",
+    "unscored_units": "scoring",
+})
