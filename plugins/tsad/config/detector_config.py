@@ -16,9 +16,37 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 
-def _check(condition: bool, message: str) -> None:
+def check(condition: bool, message: str) -> None:
+    """A config rule: ``message`` (which names the key and what is allowed) unless it holds."""
     if not condition:
         raise ValueError(message)
+
+
+def within(name: str, value: float, low: float, high: float) -> None:
+    """``value`` of key ``name`` must lie in [low, high]: beyond that it is a typo, and a typo
+    such as ``hidden: 1000000000`` must fail at load, not as a garbage model hours later."""
+    check(low <= value <= high, f"'{name}' must be between {low:g} and {high:g}, got {value!r}")
+
+
+#: Longest channel name: the records' ``anomaly_point.channel`` column (String(200)).
+MAX_CHANNEL_NAME = 200
+RESERVED_CHANNELS = ("timestamp",)  # the partition's time column
+
+
+def check_channels(channels: list[str]) -> None:
+    """Channel names: at least one, unique, printable, not reserved, short enough to store."""
+    check(len(channels) >= 1, "'channels' must list at least one channel")
+    check(len(set(channels)) == len(channels), "'channels' has duplicates")
+    for name in channels:
+        check(bool(name.strip()) and name.isprintable(),
+              f"'channels' has {name!r}: a channel name must be printable and not blank")
+        check(name not in RESERVED_CHANNELS,
+              f"'channels' has {name!r}, which tsad reserves for the partition's time column; "
+              "rename the channel in the config (the source's column can keep its name only "
+              "under another channel name)")
+        check(len(name) <= MAX_CHANNEL_NAME,
+              f"'channels' has a name of {len(name)} characters ({name[:30]!r}...); at most "
+              f"{MAX_CHANNEL_NAME} fit the records")
 
 
 @dataclass(frozen=True)
@@ -33,10 +61,10 @@ class WindowConfig:
     stride: int = 0
 
     def __post_init__(self) -> None:
-        _check(self.length >= 2, "'length' must be >= 2")
+        within("length", self.length, 2, 4096)
         if self.stride == 0:
             object.__setattr__(self, "stride", max(1, self.length // 4))
-        _check(1 <= self.stride <= self.length, "'stride' must be between 1 and 'length'")
+        check(1 <= self.stride <= self.length, "'stride' must be between 1 and 'length'")
 
 
 @dataclass(frozen=True)
@@ -66,12 +94,17 @@ class ModelConfig:
     cross_channel: float = 0.5
 
     def __post_init__(self) -> None:
-        _check(self.hidden >= 1 and self.latent >= 1, "'hidden' and 'latent' must be >= 1")
-        _check(self.latent <= self.hidden, "'latent' must be <= 'hidden' (it is the bottleneck)")
-        _check(self.epochs >= 1 and self.batch_size >= 1, "'epochs' and 'batch_size' must be >= 1")
-        _check(self.learning_rate > 0, "'learning_rate' must be > 0")
-        _check(0.05 <= self.validation_fraction <= 0.5, "'validation_fraction' must be in [0.05, 0.5]")
-        _check(0.0 <= self.cross_channel < 1.0, "'cross_channel' must be in [0, 1)")
+        within("hidden", self.hidden, 1, 4096)
+        within("latent", self.latent, 1, 4096)
+        check(self.latent <= self.hidden, "'latent' must be <= 'hidden' (it is the bottleneck)")
+        within("epochs", self.epochs, 1, 10_000)
+        within("batch_size", self.batch_size, 1, 65_536)
+        within("patience", self.patience, 1, 10_000)
+        within("seed", self.seed, 0, 2**32 - 1)
+        check(0 < self.learning_rate <= 1, f"'learning_rate' must be in (0, 1], got "
+                                           f"{self.learning_rate!r}")
+        check(0.05 <= self.validation_fraction <= 0.5, "'validation_fraction' must be in [0.05, 0.5]")
+        check(0.0 <= self.cross_channel < 1.0, "'cross_channel' must be in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -110,11 +143,11 @@ class ThresholdConfig:
         from tsad.model.thresholds import check_strategy  # light: numpy only
 
         check_strategy(self.strategy, self.params)
-        _check(self.margin > 0, "'margin' must be > 0")
-        _check(self.effective_samples >= 0 and self.smoothing_seconds >= 0,
-               "'effective_samples' and 'smoothing_seconds' must be >= 0")
-        _check(self.short_range_seconds >= 0, "'short_range_seconds' must be >= 0")
-        _check(0 < self.smoothing_power <= 1, "'smoothing_power' must be in (0, 1]")
+        check(0 < self.margin <= 100, f"'margin' must be in (0, 100], got {self.margin!r}")
+        within("effective_samples", self.effective_samples, 0, 1e9)
+        within("smoothing_seconds", self.smoothing_seconds, 0, 7 * 86_400)
+        within("short_range_seconds", self.short_range_seconds, 0, 366 * 86_400)
+        check(0 < self.smoothing_power <= 1, "'smoothing_power' must be in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -130,9 +163,8 @@ class DetectorConfig:
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
 
     def __post_init__(self) -> None:
-        _check(len(self.channels) >= 1, "'channels' must list at least one channel")
-        _check(len(set(self.channels)) == len(self.channels), "'channels' has duplicates")
-        _check(self.sampling_seconds >= 1, "'sampling_seconds' must be >= 1")
+        check_channels(self.channels)
+        within("sampling_seconds", self.sampling_seconds, 1, 86_400)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

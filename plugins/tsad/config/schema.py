@@ -14,16 +14,13 @@ from datetime import date
 from typing import Any, Literal
 
 from tsad.config.detector_config import (DetectorConfig, ModelConfig, ThresholdConfig,
-                                         WindowConfig)
+                                         WindowConfig, check, check_channels, within)
 from tsad.errors import ConfigError
 
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-GROUP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)
+# matched whole (``fullmatch``): ``$`` would also match before a final newline ("pumps\n")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+GROUP_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+ROUTE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
 @dataclass(frozen=True)
@@ -34,7 +31,7 @@ class DatabaseConfig:
     conn_id: str | None = None
 
     def __post_init__(self) -> None:
-        _check((self.url is None) != (self.conn_id is None), "set exactly one of 'url' or 'conn_id'")
+        check((self.url is None) != (self.conn_id is None), "set exactly one of 'url' or 'conn_id'")
 
 
 @dataclass(frozen=True)
@@ -59,17 +56,18 @@ class SourceConfig:
     timestamps_timezone: str = "UTC"
 
     def __post_init__(self) -> None:
+        check_timezone("timestamps_timezone", self.timestamps_timezone)
         for name in ("timestamp_column", "sensor_column", "value_column"):
-            _check(bool(IDENTIFIER.match(getattr(self, name))),
+            check(bool(IDENTIFIER.fullmatch(getattr(self, name))),
                    f"'{name}' must be a plain identifier (letters, digits, _), got {getattr(self, name)!r}")
         if self.kind == "sql":
-            _check((self.url is None) != (self.conn_id is None),
+            check((self.url is None) != (self.conn_id is None),
                    "a 'sql' source needs exactly one of 'url' or 'conn_id'")
-            _check(self.table is not None, "a 'sql' source needs 'table'")
-            _check(bool(IDENTIFIER.match(self.table or "")),
+            check(self.table is not None, "a 'sql' source needs 'table'")
+            check(bool(IDENTIFIER.fullmatch(self.table or "")),
                    f"'table' must be a plain identifier (letters, digits, _), got {self.table!r}")
         else:
-            _check(self.path is not None and "{date}" in self.path,
+            check(self.path is not None and "{date}" in self.path,
                    "a 'files' source needs 'path' containing '{date}'")
 
 
@@ -81,8 +79,8 @@ class TrainingConfig:
     max_model_age_days: int = 7
 
     def __post_init__(self) -> None:
-        _check(self.days >= 1, "'days' must be >= 1")
-        _check(self.max_model_age_days >= 1, "'max_model_age_days' must be >= 1")
+        within("days", self.days, 1, 366)
+        within("max_model_age_days", self.max_model_age_days, 1, 3650)
 
 
 @dataclass(frozen=True)
@@ -105,8 +103,8 @@ class QualityConfig:
     extra_channels: Literal["ignore", "error"] = "ignore"
 
     def __post_init__(self) -> None:
-        _check(self.max_fill_steps >= 0, "'max_fill_steps' must be >= 0")
-        _check(0.0 <= self.max_missing_fraction <= 1.0, "'max_missing_fraction' must be in [0, 1]")
+        within("max_fill_steps", self.max_fill_steps, 0, 100_000)
+        check(0.0 <= self.max_missing_fraction <= 1.0, "'max_missing_fraction' must be in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -122,9 +120,10 @@ class EventConfig:
     drift_share: float = 0.5
 
     def __post_init__(self) -> None:
-        _check(self.min_points >= 1 and self.merge_gap >= 0 and self.top_channels >= 1,
-               "'min_points' and 'top_channels' must be >= 1, 'merge_gap' >= 0")
-        _check(0.0 < self.drift_share <= 1.0, "'drift_share' must be in (0, 1]")
+        within("min_points", self.min_points, 1, 1_000_000)
+        within("merge_gap", self.merge_gap, 0, 1_000_000)
+        within("top_channels", self.top_channels, 1, 100)
+        check(0.0 < self.drift_share <= 1.0, "'drift_share' must be in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -138,9 +137,9 @@ class SeverityRoute:
     slack_mention: str | None = None
 
     def __post_init__(self) -> None:
-        _check(bool(re.match(r"^[a-z][a-z0-9_-]{0,31}$", self.name)),
+        check(bool(ROUTE_NAME.fullmatch(self.name)),
                f"'name' must be a short lowercase word, got {self.name!r}")
-        _check(self.min_severity >= 1.0, "'min_severity' must be >= 1 (severity 1 = threshold)")
+        check(self.min_severity >= 1.0, "'min_severity' must be >= 1 (severity 1 = threshold)")
 
 
 @dataclass(frozen=True)
@@ -179,11 +178,11 @@ class AlertConfig:
 
     def __post_init__(self) -> None:
         routed = self.email_to or any(r.email_to for r in self.routes)
-        _check(self.email_conn_id is None or bool(routed),
+        check(self.email_conn_id is None or bool(routed),
                "'email_to' must list recipients when 'email_conn_id' is set")
         names = [r.name for r in self.routes]
-        _check(len(set(names)) == len(names), f"'routes' has duplicate names: {names}")
-        _check(self.plot_base_url is None or self.plot_base_url.startswith(("http://", "https://")),
+        check(len(set(names)) == len(names), f"'routes' has duplicate names: {names}")
+        check(self.plot_base_url is None or self.plot_base_url.startswith(("http://", "https://")),
                f"'plot_base_url' must be an http(s) URL, got {self.plot_base_url!r}")
 
 
@@ -202,12 +201,12 @@ class ShardConfig:
     channels: list[list[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        _check((self.max_channels is None) != (not self.channels),
+        check((self.max_channels is None) != (not self.channels),
                "set exactly one of 'max_channels' or 'channels'")
-        _check(self.max_channels is None or self.max_channels >= 1,
+        check(self.max_channels is None or self.max_channels >= 1,
                f"'max_channels' must be >= 1, got {self.max_channels}")
         for i, shard in enumerate(self.channels):
-            _check(len(shard) >= 1, f"'channels[{i}]' is empty; list its channels or drop it")
+            check(len(shard) >= 1, f"'channels[{i}]' is empty; list its channels or drop it")
 
     def split(self, channels: list[str]) -> list[list[str]]:
         """The shards' channel lists, in shard order (shard ``sNN`` is item NN - 1)."""
@@ -217,19 +216,30 @@ class ShardConfig:
         return [list(shard) for shard in self.channels]
 
 
+def check_timezone(name: str, zone: str) -> None:
+    """``zone`` must be an IANA time zone name (``Europe/Berlin``, ``UTC``)."""
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"'{name}' {zone!r} is not an IANA time zone (e.g. 'Europe/Berlin', "
+                         "'UTC')") from None
+
+
 def _check_partition(channels: list[str], shards: ShardConfig) -> None:
     """Explicit shards must name every channel of the group exactly once."""
     known, seen = set(channels), {}
     for i, shard in enumerate(shards.channels):
         for name in shard:
-            _check(name in known, f"'shards.channels[{i}]' lists {name!r}, which is not in "
+            check(name in known, f"'shards.channels[{i}]' lists {name!r}, which is not in "
                                   f"'channels' {channels}")
-            _check(name not in seen, f"'shards.channels[{i}]' lists {name!r}, already in "
+            check(name not in seen, f"'shards.channels[{i}]' lists {name!r}, already in "
                                      f"'shards.channels[{seen.get(name)}]': a channel belongs "
                                      "to exactly one shard")
             seen[name] = i
     left_out = [c for c in channels if c not in seen]
-    _check(not left_out, f"'shards.channels' leaves out {left_out}: every channel of the group "
+    check(not left_out, f"'shards.channels' leaves out {left_out}: every channel of the group "
                          "must be in exactly one shard")
 
 
@@ -251,11 +261,10 @@ class GroupConfig:
     shards: ShardConfig | None = None
 
     def __post_init__(self) -> None:
-        _check(bool(GROUP_NAME.match(self.name)),
+        check(bool(GROUP_NAME.fullmatch(self.name)),
                f"'name' must be lowercase letters, digits, '_' or '-', got {self.name!r}")
-        _check(len(self.channels) >= 1, "'channels' must list at least one channel")
-        _check(len(set(self.channels)) == len(self.channels), "'channels' has duplicates")
-        _check(self.sampling_seconds >= 1, "'sampling_seconds' must be >= 1")
+        check_channels(self.channels)
+        within("sampling_seconds", self.sampling_seconds, 1, 86_400)
         if self.shards is not None and self.shards.channels:
             _check_partition(self.channels, self.shards)
 
@@ -282,14 +291,9 @@ class TsadConfig:
 
     def __post_init__(self) -> None:
         names = [g.name for g in self.groups]
-        _check(len(names) >= 1, "'groups' must list at least one sensor group")
-        _check(len(set(names)) == len(names), f"'groups' has duplicate names: {names}")
-        try:
-            import zoneinfo
-
-            zoneinfo.ZoneInfo(self.site_timezone)
-        except Exception:
-            raise ValueError(f"'site_timezone' {self.site_timezone!r} is not an IANA time zone") from None
+        check(len(names) >= 1, "'groups' must list at least one sensor group")
+        check(len(set(names)) == len(names), f"'groups' has duplicate names: {names}")
+        check_timezone("site_timezone", self.site_timezone)
 
     def group(self, name: str) -> GroupConfig:
         for g in self.groups:

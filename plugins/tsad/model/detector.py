@@ -35,7 +35,7 @@ import torch
 
 from tsad import fs
 from tsad.config import DetectorConfig
-from tsad.errors import DataError
+from tsad.errors import DataError, ModelError
 from tsad.model.checks import baseline_checks, log_checks
 from tsad.model.device import resolve_device
 from tsad.model.networks import CrossChannelBlend, autoencoder_of, build_detector_network
@@ -225,8 +225,8 @@ class Detector:
         """Rebuild a saved detector (this or an earlier tsad's save), on the CPU."""
         from safetensors.torch import load_file
 
-        config = DetectorConfig.from_stored(json.loads((folder / CONFIG_FILE).read_text()))
-        state = json.loads((folder / STATE_FILE).read_text())
+        config = DetectorConfig.from_stored(_read_json(folder / CONFIG_FILE))
+        state = _read_json(folder / STATE_FILE)
         return cls.from_state(config, state, load_file(str(folder / WEIGHTS_FILE)))
 
     @classmethod
@@ -245,6 +245,13 @@ class Detector:
                        state.get("score_rule")), state.get("channel_weights"),
                    None if stored is None else ChannelThresholds.from_dict(stored),
                    state.get("metrics"))
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path} is not valid JSON ({exc})") from None
 
 
 def _channel_array(frame: pd.DataFrame, channels: list[str], what: str) -> np.ndarray:

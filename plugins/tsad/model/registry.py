@@ -23,6 +23,7 @@ the files to a temporary folder and verifies them as for a local version.
 from __future__ import annotations
 
 import hashlib
+import logging
 import json
 import os
 import re
@@ -40,7 +41,11 @@ from tsad.config.shards import shard_folder
 from tsad.errors import ModelError, TsadError
 from tsad.model.detector import CONFIG_FILE, STATE_FILE, WEIGHTS_FILE, Detector
 
+log = logging.getLogger(__name__)
 VERSION_DIR = re.compile(r"^v(\d{4,})$")
+#: What a manifest must hold for tsad to select and load the version.
+MANIFEST_KEYS = ("group", "training_start", "training_end", "config_sha256", "files",
+                 "threshold", "threshold_strategy", "created_at")
 SHARD_DIR = re.compile(r"^s(\d{2,})$")
 FILES = (CONFIG_FILE, WEIGHTS_FILE, STATE_FILE)
 TMP_PREFIX = ".tmp-"
@@ -88,28 +93,45 @@ def _parts(group: str, shard: int | None) -> tuple[str, ...]:
 def list_versions(models_dir: str | Path, group: str,
                   shard: int | None = None) -> list[ModelVersion]:
     """Published versions of ``group`` (or of its ``shard``), oldest first (temporary folders
-    and, for the group, its shards' folders are ignored)."""
+    and, for the group, its shards' folders are ignored). A version whose manifest cannot be
+    read is skipped with a warning naming the file: the next retrain publishes a good one."""
     if fs.is_remote(models_dir):
-        return _list_remote(str(fs.location(models_dir, *_parts(group, shard))), group, shard)
-    root = Path(fs.location(models_dir)).joinpath(*_parts(group, shard))
+        root: fs.Location = str(fs.location(models_dir, *_parts(group, shard)))
+        manifests = fs.glob(str(root), "v*/manifest.json")
+    else:
+        root = Path(fs.location(models_dir)).joinpath(*_parts(group, shard))
+        manifests = sorted(root.glob("v*/manifest.json")) if root.is_dir() else []
     versions = []
-    for child in sorted(root.iterdir()) if root.is_dir() else []:
-        match = VERSION_DIR.match(child.name)
-        if match and (child / "manifest.json").is_file():
-            manifest = json.loads((child / "manifest.json").read_text())
-            versions.append(ModelVersion(group, int(match.group(1)), child, manifest, shard))
-    return sorted(versions, key=lambda v: v.version)
-
-
-def _list_remote(root: str, group: str, shard: int | None) -> list[ModelVersion]:
-    versions = []
-    for url in fs.glob(root, "v*/manifest.json"):
-        folder = fs.parent(url)
+    for file in manifests:
+        folder = fs.parent(file)
         match = VERSION_DIR.match(fs.name(folder))
-        if match:
-            manifest = json.loads(fs.read_bytes(url))
-            versions.append(ModelVersion(group, int(match.group(1)), folder, manifest, shard))
+        if match is None:
+            continue
+        try:
+            manifest = read_manifest(file)
+        except ModelError as exc:
+            log.warning("%s; skipping that version", exc)
+            continue
+        versions.append(ModelVersion(group, int(match.group(1)), folder, manifest, shard))
     return sorted(versions, key=lambda v: v.version)
+
+
+def read_manifest(file: fs.Location) -> dict[str, Any]:
+    """A version's manifest, checked to hold what tsad reads from it; ModelError naming the
+    file when it is corrupt or incomplete."""
+    try:
+        manifest = json.loads(fs.read_bytes(file))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelError(f"model manifest {file} is not valid JSON ({exc})") from None
+    missing = [k for k in MANIFEST_KEYS if not isinstance(manifest, dict) or k not in manifest]
+    if missing:
+        raise ModelError(f"model manifest {file} lacks {missing}")
+    try:
+        date.fromisoformat(manifest["training_end"])
+    except (TypeError, ValueError):
+        raise ModelError(f"model manifest {file}: training_end {manifest['training_end']!r} "
+                         "is not a date") from None
+    return manifest
 
 
 def version_at(model_path: str | Path) -> ModelVersion:
@@ -123,7 +145,7 @@ def version_at(model_path: str | Path) -> ModelVersion:
     manifest_file = fs.location(folder, "manifest.json")
     if match is None or not fs.is_file(manifest_file):
         raise ModelError(f"no published model version at {model_path}; run ensure_model first")
-    manifest = json.loads(fs.read_bytes(manifest_file))
+    manifest = read_manifest(manifest_file)
     shard = manifest.get("shard")
     return ModelVersion(str(manifest["group"]), int(match.group(1)), folder, manifest,
                         None if shard is None else int(shard))
@@ -154,14 +176,15 @@ def retrain_reason(version: ModelVersion | None, config: DetectorConfig,
 
 def publish(models_dir: str | Path, detector: Detector, training_start: date,
             training_end: date, created_by_run: str, *, group: str,
-            shard: int | None = None) -> ModelVersion:
+            shard: int | None = None, trained_for: date | None = None) -> ModelVersion:
     """Write ``detector`` as the next version of ``group`` (or of the group's ``shard``: the
-    detector is then trained on the shard's channels), atomically; returns the new version."""
+    detector is then trained on the shard's channels), atomically; returns the new version.
+    ``trained_for`` is the data day whose run trained it (kept in the manifest)."""
     parts = _parts(group, shard)
     if fs.is_remote(models_dir):
         with fs.local_scratch("tsad-model-") as scratch:
             manifest = _write_version(Path(scratch), detector, training_start, training_end,
-                                      created_by_run, group, shard)
+                                      created_by_run, group, shard, trained_for)
             return _publish_remote(Path(scratch), str(fs.location(models_dir, *parts)),
                                    group, manifest, shard)
     root = Path(fs.location(models_dir)).joinpath(*parts)
@@ -171,7 +194,7 @@ def publish(models_dir: str | Path, detector: Detector, training_start: date,
     tmp.mkdir()
     try:
         manifest = _write_version(tmp, detector, training_start, training_end, created_by_run,
-                                  group, shard)
+                                  group, shard, trained_for)
         fs.fsync_dir(tmp)
         return _rename_into_place(tmp, Path(fs.location(models_dir)), group, manifest, shard)
     except BaseException:
@@ -180,7 +203,8 @@ def publish(models_dir: str | Path, detector: Detector, training_start: date,
 
 
 def _write_version(tmp: Path, detector: Detector, training_start: date, training_end: date,
-                   created_by_run: str, group: str, shard: int | None = None) -> dict[str, Any]:
+                   created_by_run: str, group: str, shard: int | None = None,
+                   trained_for: date | None = None) -> dict[str, Any]:
     """Write a version's files into the local folder ``tmp``; returns its manifest."""
     files = detector.save(tmp)
     manifest = {
@@ -199,6 +223,8 @@ def _write_version(tmp: Path, detector: Detector, training_start: date, training
     }
     if shard is not None:  # an unsharded group's manifest keeps its keys as they were
         manifest["shard"] = shard
+    if trained_for is not None:
+        manifest["trained_for"] = trained_for.isoformat()
     fs.write_json(tmp / "manifest.json", manifest)
     return manifest
 

@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,7 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from tsad import fs
 from tsad.config import ModelConfig
+from tsad.errors import ModelError
 from tsad.model.device import use_cpu_threads
 from tsad.windows import gather_windows
 
@@ -55,9 +58,26 @@ class TrainingReport:
 
 
 def checkpoint_dir() -> Path:
-    """Where unfinished trainings keep their checkpoints: ``$TSAD_WORK_DIR/checkpoints``."""
-    root = os.environ.get("TSAD_WORK_DIR") or str(Path(tempfile.gettempdir()) / "tsad-work")
-    return Path(root) / "checkpoints"
+    """Where unfinished trainings keep their checkpoints: ``$TSAD_WORK_DIR/checkpoints``, else
+    ``tsad-work-<uid>/checkpoints`` in the temporary folder, private to this user.
+
+    A checkpoint's weights become a published model when training resumes from it, so the
+    folder must be this user's alone: it is created with mode 0700, and a folder (or a parent
+    tsad made) owned by another user or writable by others is refused rather than trusted."""
+    configured = os.environ.get("TSAD_WORK_DIR")
+    root = (Path(configured) if configured
+            else Path(tempfile.gettempdir()) / f"tsad-work-{os.getuid()}")
+    folder = root / "checkpoints"
+    for path in (root, folder):
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+            raise ModelError(
+                f"checkpoint folder {path} is not private to this user (owner uid "
+                f"{info.st_uid}, mode {stat.S_IMODE(info.st_mode):o}, "
+                f"{'a symlink' if stat.S_ISLNK(info.st_mode) else 'a folder'}): another user "
+                "could plant weights there; remove it or set TSAD_WORK_DIR to a private folder")
+    return folder
 
 
 def checkpoint_path(key: str, net: nn.Module, series: np.ndarray, train_starts: np.ndarray,
@@ -216,13 +236,6 @@ def _report_state(report: TrainingReport, elapsed: float) -> dict[str, Any]:
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:
-    """``torch.save`` to a temp file in the same folder, then an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save`` of a checkpoint, atomically (``tsad.fs.atomic_output``)."""
+    with fs.atomic_output(path) as tmp:
+        torch.save(state, tmp)

@@ -7,6 +7,7 @@ from typing import Any
 
 from tsad import fs
 from tsad.config import DetectorConfig
+from tsad.config.shards import unit_label
 from tsad.dates import training_days
 from tsad.detection.drift import check_drift
 from tsad.ingest.partitions import partition_path, read_days
@@ -15,6 +16,7 @@ from tsad.model.detector import Detector
 from tsad.model.registry import ModelVersion
 from tsad.pipeline.context import GroupDay, log, retrying
 from tsad.pipeline.extracting import extract
+from tsad.storage.dialect import exclusive
 from tsad.storage.records import ModelVersionRecord, record_model_version
 
 
@@ -23,23 +25,51 @@ def ensure_model(ctx: GroupDay, shard: int | None = None, *,
     """The model a unit (the group, or its channel ``shard``: each shard has its own registry,
     and retraining is decided per shard) scores the day with; trained when there is none
     trained before the day, it is too old, the settings changed, the day before drifted, or
-    ``force_retrain``."""
+    ``force_retrain``.
+
+    One training per (unit, day): two runs of the same day that both need a model (a backfill
+    beside the nightly run) queue on a lock, and the second uses the version the first
+    published instead of training another."""
     config = ctx.detector_config(shard)
-    current = registry.select_version(ctx.config.models_dir, ctx.name, ctx.day, shard)
-    reason = registry.retrain_reason(current, config, ctx.group.training, ctx.day, force_retrain)
-    if reason is None and _drifted_before(ctx, config, current):
-        reason = f"drift on {ctx.day - timedelta(days=1)}: retrain on recent data"
+    current, reason = _retrain_reason(ctx, config, shard, force_retrain)
     if reason is None:
-        assert current is not None
-        log.info("group %s: using model %s", ctx.label(shard), current.id)
-        return {"model_version_id": current.id, "path": str(current.path), "trained": False}
-    log.info("group %s: training a new model (%s)", ctx.label(shard), reason)
-    version = _train(ctx, config, shard)
+        return _reused(ctx, shard, current)
     engine = ctx.records()
+    known = {v.version for v in registry.list_versions(ctx.config.models_dir, ctx.name, shard)}
+    with exclusive(engine, "train", unit_label(ctx.name, shard), ctx.day.toordinal()):
+        current, again = _retrain_reason(ctx, config, shard, force_retrain)
+        if again is None or _published_meanwhile(current, ctx.day, known):
+            return _reused(ctx, shard, current)
+        log.info("group %s: training a new model (%s)", ctx.label(shard), reason)
+        version = _train(ctx, config, shard)
     retrying(lambda: record_model_version(engine, version_record(version)),
              f"recording model {version.id}")
     return {"model_version_id": version.id, "path": str(version.path), "trained": True,
             "reason": reason}
+
+
+def _retrain_reason(ctx: GroupDay, config: DetectorConfig, shard: int | None,
+                    force: bool) -> tuple[ModelVersion | None, str | None]:
+    """The unit's current version for the day, and why it will not do (None: it will)."""
+    current = registry.select_version(ctx.config.models_dir, ctx.name, ctx.day, shard)
+    reason = registry.retrain_reason(current, config, ctx.group.training, ctx.day, force)
+    if reason is None and _drifted_before(ctx, config, current):
+        reason = f"drift on {ctx.day - timedelta(days=1)}: retrain on recent data"
+    return current, reason
+
+
+def _published_meanwhile(version: ModelVersion | None, day: date, known: set[int]) -> bool:
+    """Whether another run trained ``version`` for ``day`` while this one waited for the lock
+    (it was not among the ``known`` versions before): a forced retrain then uses it rather
+    than training a second one."""
+    return (version is not None and version.version not in known
+            and version.manifest.get("trained_for") == day.isoformat())
+
+
+def _reused(ctx: GroupDay, shard: int | None, version: ModelVersion | None) -> dict[str, Any]:
+    assert version is not None
+    log.info("group %s: using model %s", ctx.label(shard), version.id)
+    return {"model_version_id": version.id, "path": str(version.path), "trained": False}
 
 
 def _train(ctx: GroupDay, config: DetectorConfig, shard: int | None) -> ModelVersion:
@@ -50,7 +80,7 @@ def _train(ctx: GroupDay, config: DetectorConfig, shard: int | None) -> ModelVer
     frame = read_days(ctx.config.data_dir, ctx.name, days, config.channels)
     detector = Detector.fit(config, frame)
     version = registry.publish(ctx.config.models_dir, detector, days[0], days[-1],
-                               ctx.run.run_id, group=ctx.name, shard=shard)
+                               ctx.run.run_id, group=ctx.name, shard=shard, trained_for=ctx.day)
     metrics = detector.metrics_
     log.info("group %s: published %s (threshold %.4f, held-out error %.4f vs persistence %.4f, "
              "%s)", config.name, version.id, detector.threshold, metrics["model_error"],

@@ -13,17 +13,16 @@ made by the pre-Alembic ``create_all`` is adopted: the first revision only creat
 from __future__ import annotations
 
 import threading
-import zlib
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, text
+from sqlalchemy import Connection, Engine, MetaData
 
+from tsad.storage import dialect
 from tsad.storage.engine import IMMEDIATE, describe, get_engine
 
 VERSION_TABLE = "tsad_alembic_version"
 SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
-_LOCK_KEY = zlib.crc32(b"tsad.storage.migrate") & 0x7FFFFFFF
 _current: set[str] = set()  # URLs seen at head in this process
 _guard = threading.Lock()
 
@@ -63,8 +62,7 @@ def upgrade(target: str | Engine, revision: str = "head") -> str:
     with engine.connect() as conn:
         conn.execution_options(**IMMEDIATE)
         with conn.begin():
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+            dialect.lock(conn, "tsad.storage.migrate")
             command.upgrade(_config(conn), revision)
     reached = current(engine)
     if reached == head():

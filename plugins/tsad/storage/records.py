@@ -16,16 +16,16 @@ and since the lock comes before any row lock, writers cannot deadlock.
 from __future__ import annotations
 
 import dataclasses
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, text
+from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from tsad.errors import DataError, ModelError
+from tsad.storage import dialect
 from tsad.storage.engine import IMMEDIATE, describe
 from tsad.storage.schema import anomaly_event, anomaly_point, detection_run, model_version
 
@@ -200,13 +200,8 @@ def write_partition(
 
 
 def lock_partition(conn: Connection, sensor_group: str, partition_date: date) -> None:
-    """Hold the (group, day) write lock until ``conn``'s transaction ends (PostgreSQL only;
-    SQLite's ``BEGIN IMMEDIATE`` already admits one writer at a time)."""
-    if conn.dialect.name != "postgresql":
-        return
-    group_key = zlib.crc32(sensor_group.encode()) - 2**31  # int4 range
-    conn.execute(text("SELECT pg_advisory_xact_lock(:group_key, :day_key)"),
-                 {"group_key": group_key, "day_key": partition_date.toordinal()})
+    """Hold the (group, day) write lock until ``conn``'s transaction ends."""
+    dialect.lock(conn, sensor_group, partition_date.toordinal())
 
 
 def record_run(engine: Engine, run: RunRecord) -> int:

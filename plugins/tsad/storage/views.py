@@ -14,10 +14,8 @@ from typing import Any
 
 from sqlalchemy import (
     Engine,
-    Integer,
     and_,
     case,
-    cast,
     func,
     select,
     text,
@@ -25,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Select
 
+from tsad.storage.dialect import seconds_between
 from tsad.storage.schema import (
     anomaly_event,
     anomaly_feedback,
@@ -41,12 +40,6 @@ METRICS = {"epochs_run": "integer", "best_epoch": "integer", "train_loss": "floa
            "beats_persistence": "boolean", "spike_error_ratio": "float", "copies_input": "boolean",
            "train_seconds": "float", "n_train_windows": "integer", "n_val_windows": "integer",
            "val_error_median": "float", "device": "string"}
-
-
-def _seconds_between(dialect: str, start: Any, end: Any) -> Any:
-    if dialect == "sqlite":
-        return cast(func.round((func.julianday(end) - func.julianday(start)) * 86400), Integer)
-    return cast(func.extract("epoch", end - start), Integer)
 
 
 def _json(column: Any, key: Any, kind: str) -> Any:
@@ -69,7 +62,7 @@ def current_events(dialect: str) -> Select[Any]:
     return (
         select(
             e.id.label("event_id"), e.sensor_group, e.partition_date, e.start_ts, e.end_ts,
-            e.peak_ts, _seconds_between(dialect, e.start_ts, e.end_ts).label("duration_seconds"),
+            e.peak_ts, seconds_between(dialect, e.start_ts, e.end_ts).label("duration_seconds"),
             e.n_points, e.peak_score, e.threshold, e.severity,
             _json(e.top_channels_json, (0, "channel"), "string").label("top_channel"),
             _json(e.top_channels_json, (0, "contribution"), "float").label("top_contribution"),
@@ -95,7 +88,7 @@ def daily_group_summary(dialect: str) -> Select[Any]:
     latest = _latest_run_ids()
     events = (select(e.sensor_group, e.partition_date, func.count().label("n"),
                      func.max(e.severity).label("max_severity"),
-                     func.sum(_seconds_between(dialect, e.start_ts, e.end_ts)).label("seconds"))
+                     func.sum(seconds_between(dialect, e.start_ts, e.end_ts)).label("seconds"))
               .group_by(e.sensor_group, e.partition_date).subquery("ev"))
     return (
         select(
@@ -150,7 +143,7 @@ def run_history(dialect: str) -> Select[Any]:
             r.n_anomalous_points, r.n_events, *quality,
             case((latest.c.id.is_(None), False), else_=True).label("is_latest"),
             r.started_at, r.finished_at,
-            _seconds_between(dialect, r.started_at, r.finished_at).label("duration_seconds"),
+            seconds_between(dialect, r.started_at, r.finished_at).label("duration_seconds"),
         )
         .select_from(detection_run.outerjoin(latest, latest.c.id == r.id))
     )
