@@ -106,7 +106,7 @@ def test_unreadable_checkpoint_is_ignored(data) -> None:
     torch.manual_seed(0)
     net = build_network(CFG, series.shape[1], LENGTH)
     path = checkpoint_path(KEY, net, series, train_starts, val_starts, LENGTH, CFG)
-    path.parent.mkdir(parents=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"half-written")
     _, report = _fit(data)
     assert report.resumed_from_epoch == 0 and report.epochs_run == CFG.epochs

@@ -30,12 +30,12 @@ def ensure_model(ctx: GroupDay, shard: int | None = None, *,
     One training per (unit, day): two runs of the same day that both need a model (a backfill
     beside the nightly run) queue on a lock, and the second uses the version the first
     published instead of training another."""
+    known = {v.version for v in registry.list_versions(ctx.config.models_dir, ctx.name, shard)}
     config = ctx.detector_config(shard)
     current, reason = _retrain_reason(ctx, config, shard, force_retrain)
     if reason is None:
         return _reused(ctx, shard, current)
     engine = ctx.records()
-    known = {v.version for v in registry.list_versions(ctx.config.models_dir, ctx.name, shard)}
     with exclusive(engine, "train", unit_label(ctx.name, shard), ctx.day.toordinal()):
         current, again = _retrain_reason(ctx, config, shard, force_retrain)
         if again is None or _published_meanwhile(current, ctx.day, known):
