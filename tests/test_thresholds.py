@@ -11,10 +11,12 @@ from scipy import stats
 
 from tsad.config import ThresholdConfig
 from tsad.model.thresholds import (
+    BlockThreshold,
     ChannelThresholds,
     FixedThreshold,
     MeanStdThreshold,
     MedianMadThreshold,
+    correlation_time,
     PotThreshold,
     QuantileThreshold,
     Threshold,
@@ -216,5 +218,51 @@ def test_strategy_names_and_parameters_are_checked_with_what_is_expected() -> No
 def test_each_default_lives_in_its_strategy_class() -> None:
     assert ThresholdConfig().params == {}
     assert make_threshold(ThresholdConfig()).q == QuantileThreshold.defaults["q"]
+    block = make_threshold(ThresholdConfig(strategy="block"))
+    assert (block.budget, block.confidence) == (BlockThreshold.defaults["budget"],
+                                                BlockThreshold.defaults["confidence"])
     pot = make_threshold(ThresholdConfig(strategy="pot"))
     assert (pot.q, pot.risk) == (PotThreshold.defaults["q"], PotThreshold.defaults["risk"])
+
+
+def _ar1(n: int, phi: float, seed: int) -> np.ndarray:
+    """Autocorrelated normal scores: an AR(1) series, positive (like squared errors)."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros(n)
+    noise = rng.normal(size=n)
+    for i in range(1, n):
+        x[i] = phi * x[i - 1] + noise[i]
+    return np.exp(0.5 * x)
+
+
+def test_block_threshold_keeps_its_budget_on_new_data_where_a_quantile_does_not() -> None:
+    """Item 1: calibrated on a short autocorrelated tail, a plain quantile promises 1 % and
+    flags more on fresh data from the same process; the block threshold holds its budget."""
+    over_quantile, over_block = [], []
+    for seed in range(20):
+        held_out, fresh = _ar1(1000, 0.9, seed), _ar1(100_000, 0.9, 1000 + seed)
+        plain = QuantileThreshold(q=0.99).fit(held_out).value_
+        block = BlockThreshold(budget=0.01, confidence=0.9).fit(held_out)
+        over_quantile.append(float((fresh > plain).mean()))
+        over_block.append(float((fresh > block.value_).mean()))
+        assert block.lower_ <= block.upper_ <= block.value_ and block.estimate_ <= block.value_
+        assert block.block_rows_ >= 8 and block.n_blocks_ >= 5  # tau = (1 + phi) / (1 - phi) = 19
+    assert np.median(over_quantile) > 0.01  # the plain quantile breaks its promise
+    assert np.median(over_block) <= 0.01 * 1.5 and np.mean(over_block) <= 0.015
+
+
+def test_block_threshold_round_trips_and_refuses_bad_settings() -> None:
+    fitted = BlockThreshold(budget=0.02, confidence=0.8).fit(_ar1(2000, 0.5, 1))
+    again = threshold_from_dict(fitted.to_dict())
+    assert again.value_ == fitted.value_ and again.upper_ == fitted.upper_
+    assert again.n_blocks_ == fitted.n_blocks_
+    with pytest.raises(ValueError, match="'budget' must be in"):
+        BlockThreshold(budget=0.7, confidence=0.9)
+    few = BlockThreshold(budget=0.01, confidence=0.9).fit(_ar1(30, 0.9, 2))
+    assert few.value_ == pytest.approx(_ar1(30, 0.9, 2).max()) and "block" in few.note_
+
+
+def test_correlation_time_of_white_noise_and_of_a_slow_series() -> None:
+    rng = np.random.default_rng(0)
+    assert correlation_time(rng.normal(size=10_000)) < 1.5
+    assert 25 < correlation_time(np.log(_ar1(20_000, 0.95, 3))) < 60  # (1 + 0.95) / 0.05 = 39

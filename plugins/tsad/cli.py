@@ -128,8 +128,9 @@ def _run(config: TsadConfig, args: argparse.Namespace) -> int:
                 bar.note = f"{day} {group}"
                 for result in run_day(config, day, [group], force_retrain=args.force_retrain):
                     model = (f"{result['model_version_id']} "
-                             f"({'trained' if result['trained'] else 'loaded'})")
-                    drift = "  DRIFT: retrain" if result["drift"] else ""
+                             f"({'trained' if result.get('trained') else 'loaded'})")
+                    status = result.get("status", "ok")
+                    drift = f"  {status.upper()}" if status != "ok" else ""
                     bar.write(f"{result['day']}  {result['group']:<10} {result['n_events']:>3} "
                               f"events {result['n_points']:>5} points  model {model}{drift}")
                 bar.update(1)

@@ -21,3 +21,8 @@ class DataError(TsadError):
 
 class ModelError(TsadError):
     """A model version is missing, tampered with, or does not fit the data."""
+
+
+class WarmingUp(TsadError):
+    """A new deployment has fewer days of history than ``training.min_days``: nothing to train
+    on yet. Not a failure: the day's run is recorded as ``warming_up``."""

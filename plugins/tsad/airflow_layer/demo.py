@@ -100,7 +100,8 @@ def print_summary(config, injected) -> None:
         counts = []
         for g in config.groups:
             run = latest_run(engine, g.name, day)
-            counts.append("-" if run is None else ("drift" if run["drift"] else str(run["n_events"])))
+            counts.append("-" if run is None else str(run["n_events"]) + (
+                "" if run["status"] == "ok" else f" {run['status']}"))
         marker = "   <- injected anomalies" if day == ANOMALY_DAY else ""
         print(f"{day!s:<12}" + "".join(f"{c:>12}" for c in counts) + marker)
     hit = sum(any(e["sensor_group"] == a.group and e["start_ts"] <= a.end and e["end_ts"] >= a.start

@@ -89,6 +89,7 @@ def ensure_model(group: str, shard: int | None, context: Any) -> dict[str, Any]:
     """One unit's model; the result carries the unit, so score can map over these results.
     Skipped when the group's extract did not produce the day's partition."""
     from tsad import fs, pipeline
+    from tsad.errors import WarmingUp
     from tsad.ingest.partitions import partition_path
 
     ctx = group_day(group, context)
@@ -96,7 +97,11 @@ def ensure_model(group: str, shard: int | None, context: Any) -> dict[str, Any]:
         _skip(f"group {group} {ctx.day}: no extracted partition (its extract failed); "
               "not training")
     force = bool((context.get("params") or {}).get("force_retrain", False))
-    result = pipeline.ensure_model(ctx, shard, force_retrain=force)
+    try:
+        result = pipeline.ensure_model(ctx, shard, force_retrain=force)
+    except WarmingUp as exc:  # a new deployment: recorded, and the rest of the group skipped
+        pipeline.record_warming_up(ctx, exc)
+        _skip(str(exc))
     return {**result, "group": group, "shard": shard}
 
 

@@ -61,6 +61,9 @@ def new_events(
 ) -> list[dict[str, Any]]:
     """Today's events minus one that only continues yesterday's last event across midnight.
 
+    A sustained event (the day as a whole moved away) is always new: it is alerted every day
+    the departure lasts, until it ends or a person confirms it as a new operating point.
+
     An event is a continuation when it starts within ``tolerance_steps`` sampling steps of
     ``day_start`` and an event of yesterday ends within as many steps of it: it was already
     alerted on. The pipeline passes ``merge_gap + 1``, the gap that would merge the two halves
@@ -69,10 +72,12 @@ def new_events(
     if day_start.utcoffset() is None:
         raise ValueError(f"day_start {day_start.isoformat()} has no time zone")
     step = timedelta(seconds=sampling_seconds) * tolerance_steps
-    ongoing = any(abs(e["end_ts"] - day_start) <= step for e in yesterday)
+    ongoing = any(abs(e["end_ts"] - day_start) <= step for e in yesterday
+                  if e.get("kind") != "sustained")
     if not ongoing:
         return list(today)
-    return [e for e in today if abs(e["start_ts"] - day_start) > step]
+    return [e for e in today
+            if e.get("kind") == "sustained" or abs(e["start_ts"] - day_start) > step]
 
 
 def severity_level(severity: float, routes: Sequence[SeverityRoute]) -> str | None:
@@ -154,11 +159,13 @@ def build_digest(
     *,
     routes: Sequence[SeverityRoute] = (),
     plot_url: Callable[[Event], str | None] | None = None,
+    adopt_after_days: int = 0,
 ) -> Digest | None:
     """A short digest of ``events`` (rows of ``anomaly_event``); None when there are none.
 
     With ``routes`` each event shows its severity level and the subject the highest one;
-    ``plot_url`` gives the public URL of an event's plot (Slack image blocks).
+    ``plot_url`` gives the public URL of an event's plot (Slack image blocks). A sustained
+    event adds what tsad does about it (``adopt_after_days``: ``training.adopt_after_days``).
     """
     if not events:
         return None
@@ -189,7 +196,10 @@ def build_digest(
              for r in [header, *rows]]
     intro = (f"{n} new anomaly event{'s' if n != 1 else ''} for sensor group {sensor_group} "
              f"on {day.isoformat()} (severity = peak score / threshold; >= 1 is anomalous).")
-    footer = [f"Attached: {', '.join(Path(a).name for a in attachments)}"] if attachments else []
+    footer = [*(_sustained_note(e, day, adopt_after_days) for e in events
+                if e.get("kind") == "sustained")]
+    if attachments:
+        footer.append(f"Attached: {', '.join(Path(a).name for a in attachments)}")
     text = "\n".join([intro, "", *lines, *([""] + footer if footer else [])]) + "\n"
     images = []
     if plot_url is not None:
@@ -202,6 +212,22 @@ def build_digest(
     mention = max(mentions, key=lambda r: r.min_severity).slack_mention if mentions else None
     return Digest(subject=subject, text=text, html=_html(intro, header, rows, footer),
                   images=tuple(images), mention=mention)
+
+
+def _sustained_note(event: Event, day: date, adopt_after_days: int) -> str:
+    """What a sustained event means and what tsad will do about it (README, *Sustained
+    departures*)."""
+    since = event.get("since_date") or day
+    lasted = (day - since).days + 1
+    note = (f"SUSTAINED since {since.isoformat()} (day {lasted}): the whole day moved away from "
+            "what the model learned as normal; a new operating point or a failing machine. "
+            "tsad keeps alerting it daily and does not learn it as normal until someone marks "
+            "the event 'New operating point' on its event page")
+    if adopt_after_days:
+        when = since + timedelta(days=adopt_after_days)
+        note += (f", or until it has lasted {adopt_after_days} days (training.adopt_after_days): "
+                 f"from {when.isoformat()} tsad retrains on it")
+    return note + "."
 
 
 def _utc(ts: datetime) -> str:

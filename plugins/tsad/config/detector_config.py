@@ -113,9 +113,11 @@ class ThresholdConfig:
 
     ``strategy`` names a threshold class of ``tsad.model.thresholds``; its own parameters are
     the other keys of the YAML section, collected into ``params`` and checked by that class,
-    whose defaults fill what is not given (``quantile``: ``q``; ``mean_std`` and ``median_mad``:
-    ``k``; ``pot``: ``q`` and ``risk``, a generalized Pareto tail above the ``q`` quantile read
-    at the level exceeded with probability ``risk``). The threshold is multiplied by ``margin``.
+    whose defaults fill what is not given (``quantile``, the default: ``q``; ``block``:
+    ``budget``, the share of normal rows allowed above the threshold, met with ``confidence``
+    on autocorrelated scores (docs/quality.md, *Calibration*); ``mean_std`` and ``median_mad``: ``k``; ``pot``: ``q`` and ``risk``, a
+    generalized Pareto tail above the ``q`` quantile read at the level exceeded with probability
+    ``risk``). The threshold is multiplied by ``margin``.
     The score rule (``tsad.model.score_rule``): each channel's error divided by its mean held-out
     error (``normalise``: ``mean``, ``median`` or ``none``) and, for a channel with fewer than
     ``effective_samples`` independent training rows (0: never), by (effective_samples / its

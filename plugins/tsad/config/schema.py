@@ -73,14 +73,26 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Training range: the ``days`` days before the data day; retrain when the model is older."""
+    """Training range: the ``days`` days before the data day; retrain when the model is older.
+
+    Days a model may not learn from are skipped and older ones taken instead, looking back at
+    most twice ``days`` (``tsad.pipeline.history``). A new deployment with fewer days of
+    history trains once ``min_days`` are there (a *provisional* model, retrained daily until it
+    has ``days``); before that a day's run is ``warming_up``. A sustained departure is learned
+    as the new normal only when a person marks it a new operating point, or (when
+    ``adopt_after_days`` > 0) once it has lasted that many days; 0 means never automatically.
+    """
 
     days: int = 7
     max_model_age_days: int = 7
+    min_days: int = 2
+    adopt_after_days: int = 0
 
     def __post_init__(self) -> None:
         within("days", self.days, 1, 366)
         within("max_model_age_days", self.max_model_age_days, 1, 3650)
+        within("min_days", self.min_days, 1, 366)  # more than days acts as days
+        within("adopt_after_days", self.adopt_after_days, 0, 3650)
 
 
 @dataclass(frozen=True)
@@ -111,7 +123,8 @@ class QualityConfig:
 class EventConfig:
     """Flags -> events: drop runs shorter than ``min_points``, merge runs closer than ``merge_gap``.
 
-    A day with more than ``drift_share`` of its points above the threshold is drift, not events.
+    A day with more than ``drift_share`` of its points above the threshold moved away as a
+    whole: one sustained event, alerted every day it lasts (``tsad.detection.sustained``).
     """
 
     min_points: int = 3

@@ -21,6 +21,7 @@ from tsad.config import GroupConfig, TsadConfig
 from tsad.dates import day_bounds
 from tsad.detection.events import Event, find_events, flagged_points
 from tsad.detection.merge import Merged
+from tsad.detection.sustained import sustained_event
 from tsad.detection.unit_scores import UnitScores
 from tsad.storage.records import EventRecord, PointRecord, RunRecord
 
@@ -40,10 +41,14 @@ class DayRecords:
 
 
 def build_records(config: TsadConfig, group: GroupConfig, day: date, merged: Merged, dag_id: str,
-                  run_id: str, started: datetime, quality: dict[str, Any]) -> DayRecords:
-    """The run row, events (with plots) and points of ``merged`` (``tsad.detection.merge``) scores."""
-    drift = bool(merged.drifted)
-    if len(merged.drifted) == len(merged.units):  # the whole group drifted: no events
+                  run_id: str, started: datetime, quality: dict[str, Any],
+                  since: date | None = None) -> DayRecords:
+    """The run row, events (with plots) and points of ``merged`` (``tsad.detection.merge``)
+    scores. A unit whose day moved away as a whole gives one sustained event instead of
+    transient ones (``tsad.detection.sustained``); ``since`` is the first day of a departure
+    that the day before already had (None: it starts today)."""
+    sustained = _sustained_events(group, day, merged, since or day)
+    if len(merged.drifted) == len(merged.units):  # the whole group moved: no transient events
         events, point_idx = [], np.empty(0, dtype=np.int64)
     else:
         events = find_events(merged.timestamps, merged.aggregate, merged.point_scores,
@@ -51,23 +56,41 @@ def build_records(config: TsadConfig, group: GroupConfig, day: date, merged: Mer
         point_idx = flagged_points(merged.aggregate, merged.threshold, group.events)
     lead = _day_lead(merged)
     start, end = day_bounds(day, config.site_timezone)
+    drift = bool(merged.drifted)
     run = RunRecord(
         dag_id=dag_id, run_id=run_id, sensor_group=group.name, partition_date=day,
         site_timezone=config.site_timezone, data_start=start, data_end=end,
         model_version_id=lead.model_version_id, threshold=lead.threshold,
         n_rows=len(merged.timestamps), n_windows=sum(u.n_windows for u in merged.units),
-        n_anomalous_points=int(len(point_idx)), n_events=len(events), quality_json=quality,
-        drift=drift, status="drift" if drift else "ok", message=_run_message(merged),
-        started_at=started, finished_at=datetime.now(timezone.utc))
+        n_anomalous_points=int(len(point_idx)), n_events=len(events) + len(sustained),
+        quality_json=quality, drift=drift, status="sustained" if drift else "ok",
+        message=_run_message(merged, since or day), started_at=started,
+        finished_at=datetime.now(timezone.utc))
     plots = _plots(config, group, day, merged, events)
     event_records = []
     for event, plot in zip(events, plots, strict=True):
         score, threshold, version_id = merged.source(merged.timestamps.get_loc(event.peak_time))
         stored = dataclasses.replace(event, peak_score=score, threshold=threshold)
         event_records.append(_event_record(stored, group.name, day, version_id, plot))
+    sustained_plots = (_plots(config, group, day, merged, [e for _, e in sustained])
+                       if len(merged.units) == 1 else [None] * len(sustained))
+    for (unit, event), plot in zip(sustained, sustained_plots, strict=True):
+        event_records.append(_event_record(event, group.name, day, unit.model_version_id, plot))
     points = _point_records(merged, point_idx, merged.channels, merged.threshold, group, day,
                             lead.model_version_id, source=merged.source)
-    return DayRecords(run, event_records, points)
+    return DayRecords(run, sorted(event_records, key=lambda e: e.start_ts), points)
+
+
+def _sustained_events(group: GroupConfig, day: date, merged: Merged,
+                      since: date) -> list[tuple[UnitScores, Event]]:
+    """One sustained event per unit whose day moved away as a whole."""
+    found = []
+    for unit in merged.drifted:
+        event = sustained_event(unit.timestamps, unit.aggregate, unit.point_scores,
+                                unit.channels, unit.threshold, group.events, since)
+        if event is not None:
+            found.append((unit, event))
+    return found
 
 
 def _day_lead(merged: Merged) -> UnitScores:
@@ -86,12 +109,15 @@ def _day_lead(merged: Merged) -> UnitScores:
     return max(candidates, key=peak)
 
 
-def _run_message(merged: Merged) -> str:
-    """The run row's message: drift, and for a sharded group every shard's model version."""
+def _run_message(merged: Merged, since: date) -> str:
+    """The run row's message: a sustained departure (since when), and for a sharded group
+    every shard's model version."""
+    lasting = f" (since {since.isoformat()})" if merged.drifted else ""
     if len(merged.units) == 1:
-        return merged.units[0].drift_message if merged.drifted else ""
+        return merged.units[0].drift_message + lasting if merged.drifted else ""
     shards = "shards: " + ", ".join(u.model_version_id for u in merged.units)
-    return "; ".join([shards, *(f"{u.label}: {u.drift_message}" for u in merged.drifted)])
+    return "; ".join([shards, *(f"{u.label}: {u.drift_message}{lasting}"
+                                for u in merged.drifted)])
 
 
 def _plots(config: TsadConfig, group: GroupConfig, day: date, merged: Merged,
@@ -142,7 +168,8 @@ def _event_record(event: Event, group: str, day: date, version_id: str,
         severity=float(event.severity), n_points=int(event.n_points),
         top_channels_json=[{"channel": c, "contribution": round(float(w), 6)}
                            for c, w in event.top_channels],
-        model_version_id=version_id, plot_path=plot_path)
+        model_version_id=version_id, plot_path=plot_path, kind=event.kind,
+        since_date=event.since)
 
 
 def _point_records(scores: Merged, idx: np.ndarray, channels: list[str], threshold: float,

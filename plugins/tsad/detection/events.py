@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,8 @@ class Event:
     severity: float
     n_points: int
     top_channels: tuple[tuple[str, float], ...]
+    kind: str = "transient"  # or "sustained": the day as a whole (tsad.detection.sustained)
+    since: date | None = None  # sustained: the departure's first data day
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ISO-8601 times, plain floats and ints."""
@@ -47,6 +50,8 @@ class Event:
             "severity": self.severity,
             "n_points": self.n_points,
             "top_channels": [{"channel": c, "contribution": s} for c, s in self.top_channels],
+            "kind": self.kind,
+            "since": None if self.since is None else self.since.isoformat(),
         }
 
     @classmethod
@@ -61,6 +66,8 @@ class Event:
             n_points=int(d["n_points"]),
             top_channels=tuple((str(t["channel"]), float(t["contribution"]))
                                for t in d["top_channels"]),
+            kind=str(d.get("kind", "transient")),
+            since=date.fromisoformat(d["since"]) if d.get("since") else None,
         )
 
 
@@ -108,7 +115,7 @@ def event_mask(aggregate: np.ndarray, threshold: float, cfg: EventConfig) -> np.
     return np.cumsum(marks[:-1]) > 0
 
 
-def _top_channels(scores: np.ndarray, channels: Sequence[str],
+def top_channels(scores: np.ndarray, channels: Sequence[str],
                   limit: int) -> tuple[tuple[str, float], ...]:
     """Shares of the summed per-channel score; NaN counts as 0, negatives are clipped to 0."""
     sums = np.clip(np.nansum(scores, axis=0), 0.0, None)
@@ -152,7 +159,7 @@ def find_events(timestamps: pd.DatetimeIndex, aggregate: np.ndarray, channel_sco
             threshold=float(threshold),
             severity=peak_score / float(threshold),
             n_points=int(count),
-            top_channels=_top_channels(per_channel[start:stop][in_event], channels,
+            top_channels=top_channels(per_channel[start:stop][in_event], channels,
                                        cfg.top_channels),
         ))
     return events

@@ -43,7 +43,7 @@ from tsad.model.scaling import ChannelScaler
 from tsad.model.score_rule import ScoreRule, channel_weights, persistence_factor
 from tsad.model.scoring import Scores, score_series
 from tsad.model.thresholds import (ChannelThresholds, FixedThreshold, Threshold, make_threshold,
-                                   threshold_from_dict)
+                                   strategy_class, threshold_from_dict)
 from tsad.model.training import train
 from tsad.windows import PointAccumulator, valid_starts, window_starts, window_view
 
@@ -137,6 +137,9 @@ class Detector:
         raw_errors = held_raw.point_scores[np.isfinite(held_raw.point_scores).all(axis=1)]
         self.weights_ = channel_weights(raw_errors, persistence_factor(series[:split]), split,
                                         rule.normalise, rule.effective_samples)
+        if strategy_class(cfg.strategy).on_smoothed:
+            self._fit_on_smoothed(held_raw.point_scores)
+            return raw_errors
         weighted = raw_errors * self.weights_
         if rule.scope == "channel":
             self.channel_thresholds_ = ChannelThresholds(lambda: make_threshold(cfg)).fit(
@@ -145,6 +148,38 @@ class Detector:
         else:
             self.threshold_.fit(rule.narrowed(rule.combine(weighted)))
         return raw_errors
+
+    def _fit_on_smoothed(self, held_raw_points: np.ndarray) -> None:
+        """Fit the threshold(s) on held-out scores as the rule scores a day: weighted,
+        smoothed, combined, in time order (rows no window covered dropped). A held-out part
+        too short for enough independent blocks of smoothed scores (a training range of a
+        few hundred rows) is fitted on its single-point scores narrowed to the spread smoothed
+        ones would have (``ScoreRule.narrowed``), and the threshold's note says so."""
+        cfg, rule = self.config.threshold, self.rule_
+        smoothed = np.array(held_raw_points, dtype=np.float32)
+        aggregate = rule.apply(smoothed, self.weights_)
+        finite = np.isfinite(aggregate)
+        single = np.asarray(held_raw_points)[finite] * self.weights_
+        span = max(int(rule.smoothing_rows), self.config.window.length)
+
+        def spanning() -> Threshold:
+            made = make_threshold(cfg)
+            made.min_block_rows = span  # type: ignore[attr-defined]
+            return made
+
+        if rule.scope == "channel":
+            self.channel_thresholds_ = ChannelThresholds(spanning).fit(smoothed[finite])
+            if any(_too_few_blocks(t) for t in self.channel_thresholds_.thresholds_):
+                self.channel_thresholds_ = ChannelThresholds(
+                    lambda: make_threshold(cfg)).fit(rule.narrowed(single))
+            self.threshold_ = FixedThreshold(1.0).fit(np.ones(1))
+            return
+        self.threshold_ = spanning().fit(aggregate[finite])
+        if _too_few_blocks(self.threshold_):
+            note = self.threshold_.note_
+            self.threshold_ = make_threshold(cfg).fit(rule.narrowed(rule.combine(single)))
+            self.threshold_.note_ = (f"{note}; fitted instead on single-point held-out scores "
+                                     "narrowed as smoothing would (few independent rows)")
 
     # ------------------------------------------------------------------ scoring
 
@@ -245,6 +280,11 @@ class Detector:
                        state.get("score_rule")), state.get("channel_weights"),
                    None if stored is None else ChannelThresholds.from_dict(stored),
                    state.get("metrics"))
+
+
+def _too_few_blocks(threshold: Threshold) -> bool:
+    return getattr(threshold, "n_blocks_", None) is not None and \
+        threshold.n_blocks_ < threshold.MIN_BLOCKS  # type: ignore[attr-defined]
 
 
 def _read_json(path: Path) -> Any:

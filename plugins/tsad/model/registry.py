@@ -171,6 +171,11 @@ def retrain_reason(version: ModelVersion | None, config: DetectorConfig,
                 f"(max_model_age_days={training.max_model_age_days})")
     if version.manifest.get("config_sha256") != config.fingerprint():
         return f"the group's model settings changed since {version.id}"
+    history = (version.manifest.get("metrics") or {}).get("history") or {}
+    trained_for = version.manifest.get("trained_for")
+    if history.get("provisional") and trained_for and day.isoformat() > trained_for:
+        return (f"model {version.id} is provisional (trained on {len(history.get('days', []))} "
+                f"of {training.days} days): retrain with the history there is now")
     return None
 
 

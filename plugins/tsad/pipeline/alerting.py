@@ -36,7 +36,8 @@ def alert(ctx: GroupDay, *, smtp: dict[str, Any] | None = None,
     plot_url = (partial(published_plot_url, routes.plot_base_url, ctx.config.data_dir)
                 if routes.plot_base_url else None)
     digest = build_digest(group.name, day, fresh, plot_files(fresh), routes=routes.routes,
-                          plot_url=(lambda e: plot_url(e.get("plot_path"))) if plot_url else None)
+                          plot_url=(lambda e: plot_url(e.get("plot_path"))) if plot_url else None,
+                          adopt_after_days=group.training.adopt_after_days)
     if digest is None:
         log.info("group %s: no new anomaly events (%d ongoing, %d snoozed)", ctx.label(),
                  len(today), len(held))
@@ -45,7 +46,8 @@ def alert(ctx: GroupDay, *, smtp: dict[str, Any] | None = None,
     if smtp:
         for delivery in plan_emails(fresh, routes.email_to, routes.routes):
             files = plot_files(delivery.events)
-            mail = build_digest(group.name, day, delivery.events, files, routes=routes.routes)
+            mail = build_digest(group.name, day, delivery.events, files, routes=routes.routes,
+                                adopt_after_days=group.training.adopt_after_days)
             assert mail is not None
             send_email(mail, recipients=list(delivery.recipients), attachments=files, **smtp)
             result["emails"].append({"to": list(delivery.recipients),

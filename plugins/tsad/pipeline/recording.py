@@ -13,7 +13,9 @@ from tsad.ingest.partitions import read_quality
 from tsad.model import registry
 from tsad.pipeline.context import GroupDay, log, retrying
 from tsad.pipeline.modelling import version_record
-from tsad.storage.records import latest_run, record_model_version, write_partition
+from tsad.storage.past_days import sustained_since
+from tsad.errors import WarmingUp
+from tsad.storage.records import RunRecord, latest_run, record_model_version, write_partition
 
 
 def record(ctx: GroupDay) -> dict[str, Any]:
@@ -32,8 +34,10 @@ def record(ctx: GroupDay) -> dict[str, Any]:
         retrying(lambda v=version: record_model_version(engine, version_record(v)),
                  f"recording model {version.id}")
     started = min(u.started_at for u in units)
+    since = (retrying(lambda: sustained_since(engine, ctx.name, ctx.day),
+                      f"reading the day before {ctx.label()}") if merged.drifted else None)
     built = build_records(config, ctx.group, ctx.day, merged, ctx.run.dag_id, ctx.run.run_id,
-                          started, read_quality(config.data_dir, ctx.name, ctx.day))
+                          started, read_quality(config.data_dir, ctx.name, ctx.day), since)
     if built.run.drift:
         log.warning("group %s: %s", ctx.label(), built.run.message)
     shown = engine.url.render_as_string(hide_password=True)
@@ -47,6 +51,7 @@ def record(ctx: GroupDay) -> dict[str, Any]:
                     [unit_label(ctx.name, s) for s in paths], exc_info=True)
     summary = {"detection_run_id": run_pk, "n_events": len(built.events),
                "n_points": len(built.points), "drift": built.run.drift,
+               "status": built.run.status,
                "model_version_id": built.run.model_version_id, "threshold": built.run.threshold}
     log.info("group %s: %d events, %d anomalous points, drift=%s (threshold %.4f, model %s)",
              ctx.label(), summary["n_events"], summary["n_points"], summary["drift"],
@@ -61,3 +66,25 @@ def records_written_by(ctx: GroupDay) -> bool:
     latest = retrying(lambda: latest_run(engine, ctx.name, ctx.day),
                       f"reading the runs of {ctx.label()}")
     return latest is not None and latest["run_id"] == ctx.run.run_id
+
+
+def record_warming_up(ctx: GroupDay, reason: WarmingUp) -> dict[str, Any]:
+    """A day a new deployment cannot score yet (too little history for a first model): a run
+    row with status ``warming_up`` and the reason, replacing the day's records (re-run safe)."""
+    from datetime import datetime, timezone
+
+    from tsad.dates import day_bounds
+
+    start, end = day_bounds(ctx.day, ctx.config.site_timezone)
+    now = datetime.now(timezone.utc)
+    run = RunRecord(dag_id=ctx.run.dag_id, run_id=ctx.run.run_id, sensor_group=ctx.name,
+                    partition_date=ctx.day, site_timezone=ctx.config.site_timezone,
+                    data_start=start, data_end=end, status="warming_up", message=str(reason),
+                    quality_json=read_quality(ctx.config.data_dir, ctx.name, ctx.day) or {},
+                    started_at=now, finished_at=now)
+    engine = ctx.records()
+    run_pk = retrying(lambda: write_partition(engine, run, [], []),
+                      f"writing {ctx.label()}'s warming-up run")
+    log.warning("%s: the day is recorded as warming_up, not scored", reason)
+    return {"detection_run_id": run_pk, "n_events": 0, "n_points": 0, "drift": False,
+            "status": "warming_up", "model_version_id": None, "threshold": None}

@@ -89,6 +89,8 @@ class EventRecord:
     top_channels_json: list[dict[str, Any]] = field(default_factory=list)
     model_version_id: str | None = None
     plot_path: str | None = None
+    kind: str = "transient"
+    since_date: date | None = None
 
     def __post_init__(self) -> None:
         _check_day("partition_date", self.partition_date)
