@@ -24,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,14 @@ def _picture(path: Path, start: datetime, channels: list[str], severity: float) 
 @pytest.fixture(scope="module")
 def server(airflow_ready: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     tmp = tmp_path_factory.mktemp("ui")
-    config = seed_records(tmp)
+    with api_server(seed_records(tmp), airflow_ready, tmp) as running:
+        yield running
+
+
+@contextmanager
+def api_server(config: Path, airflow_home: Path, tmp: Path) -> Iterator[dict]:
+    """``airflow api-server`` on a free loopback port with tsad's ``config``: its base URL, the
+    users' passwords and the records database URL."""
     port = free_port()
     env = {**os.environ, "TSAD_CONFIG": str(config),
            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": USERS,
@@ -136,7 +144,7 @@ def server(airflow_ready: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(base, proc, tmp / "api-server.log")
-        passwords = json.loads((airflow_ready / "simple_auth_manager_passwords.json.generated")
+        passwords = json.loads((airflow_home / "simple_auth_manager_passwords.json.generated")
                                .read_text())
         yield {"base": base, "passwords": passwords, "db": yaml.safe_load(config.read_text())
                ["database"]["url"]}
