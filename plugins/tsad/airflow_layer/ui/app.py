@@ -52,19 +52,33 @@ def _airflow_root(request: Request) -> str:
 def _filters(group: str | None = None, channel: str | None = None, start: str | None = None,
              end: str | None = None, min_severity: str | None = None,
              verdict: str | None = None) -> queries.EventFilter:
-    def day(value: str | None, name: str) -> date | None:
-        try:
-            return date.fromisoformat(value) if value else None
-        except ValueError:
-            raise HTTPException(400, f"'{name}' must be a date YYYY-MM-DD, got {value!r}") from None
-
+    """The list's filters from the query string; anything unusable is a 400 naming the parameter."""
     try:
         severity = float(min_severity) if min_severity else None
     except ValueError:
         raise HTTPException(400, f"'min_severity' must be a number, got {min_severity!r}") from None
+    if severity is not None and not math.isfinite(severity):
+        raise HTTPException(400, f"'min_severity' must be a finite number (or left empty for no "
+                                 f"minimum), got {min_severity!r}")
+    if verdict and verdict not in queries.VERDICT_FILTERS:
+        raise HTTPException(400, f"'verdict' must be one of {', '.join(queries.VERDICT_FILTERS)}, "
+                                 f"got {verdict!r}")
     return queries.EventFilter(group=group or None, channel=channel or None,
-                               start=day(start, "start"), end=day(end, "end"),
+                               start=_day(start, "start"), end=_day(end, "end"),
                                min_severity=severity, verdict=verdict or None)
+
+
+def _day(value: str | None, name: str) -> date | None:
+    """A day filter; the last representable date is refused because the page shows the run
+    dated the day after (the backfill hint)."""
+    try:
+        day = date.fromisoformat(value) if value else None
+    except ValueError:
+        raise HTTPException(400, f"'{name}' must be a date YYYY-MM-DD, got {value!r}") from None
+    if day is not None and day >= date.max:
+        raise HTTPException(400, f"'{name}' must be a date before {date.max.isoformat()}, "
+                                 f"got {value!r}")
+    return day
 
 
 Filters = Annotated[queries.EventFilter, Depends(_filters)]
@@ -141,6 +155,14 @@ def feedback(request: Request, event_id: int, user: Editor,
     return RedirectResponse(str(request.url_for("event", event_id=event_id)), status_code=303)
 
 
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
+def _jsonable(value: Any) -> Any:
+    """A JSON-safe copy: dates as ISO text, and non-finite numbers (an infinite severity: the
+    threshold was 0 or the score overflowed) as null, since JSON has no infinity."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else value
 

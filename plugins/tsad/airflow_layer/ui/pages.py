@@ -12,7 +12,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
-from tsad.airflow_layer.ui.queries import EventFilter
+from tsad.airflow_layer.ui.queries import VERDICT_FILTERS, EventFilter
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:16px 20px;
@@ -95,7 +95,6 @@ def backfill_hint(start: date, end: date, airflow_root: str, dag_id: str) -> str
 def events_page(rows: list[dict[str, Any]], truncated: bool, f: EventFilter,
                 groups: dict[str, list[str]], airflow_root: str, dag_id: str) -> str:
     channels = sorted({c for g, cs in groups.items() if not f.group or g == f.group for c in cs})
-    verdicts = ["unreviewed", "true_alarm", "false_alarm"]
     form = (
         '<form class="filters" method="get" action="">'
         f'<label>group<select name="group">{_options(sorted(groups), f.group, "all")}'
@@ -107,7 +106,7 @@ def events_page(rows: list[dict[str, Any]], truncated: bool, f: EventFilter,
         f'<label>min severity<input type="number" step="0.5" min="0" name="min_severity" '
         f'value="{"" if f.min_severity is None else f.min_severity}" style="width:6em"></label>'
         f'<label>verdict<select name="verdict">'
-        f'{_options(verdicts, f.verdict, "any")}</select></label>'
+        f'{_options(VERDICT_FILTERS, f.verdict, "any")}</select></label>'
         '<button id="apply" type="submit">Filter</button>'
         '<a href="?" class="note">reset</a></form>')
     head = ("<tr><th>day</th><th>group</th><th>start (UTC)</th><th>duration</th>"

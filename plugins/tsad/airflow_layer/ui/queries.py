@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Engine, insert, inspect, select
+from sqlalchemy.engine import Dialect
 
 from tsad.config import GroupConfig, TsadConfig
 from tsad.storage.engine import describe
@@ -19,6 +20,8 @@ from tsad.storage.schema import FEEDBACK_LABELS, anomaly_feedback
 from tsad.storage.views import create_views, current_events
 
 MAX_ROWS = 500
+#: The ``verdict`` filter's values: the latest verdict's label, or none yet.
+VERDICT_FILTERS = ("unreviewed", *FEEDBACK_LABELS)
 
 
 def records_engine(config: TsadConfig) -> Engine | None:
@@ -40,7 +43,7 @@ class EventFilter:
     start: date | None = None
     end: date | None = None
     min_severity: float | None = None
-    verdict: str | None = None  # true_alarm | false_alarm | unreviewed
+    verdict: str | None = None  # one of VERDICT_FILTERS
 
 
 def list_events(engine: Engine, f: EventFilter) -> tuple[list[dict[str, Any]], bool]:
@@ -109,7 +112,11 @@ def add_verdict(engine: Engine, event: dict[str, Any], label: str, note: str | N
 
 def raw_data_sql(group: GroupConfig, start: datetime, end: datetime,
                  channels: list[str], pad: timedelta = timedelta(hours=1)) -> str:
-    """The SQL that pulls the event's raw readings (padded) from the group's source."""
+    """The SQL that pulls the event's raw readings (padded) from the group's source.
+
+    Identifiers are quoted the way the source's dialect does (a table ``order`` or a column
+    ``user`` are reserved words; mixed case is kept), as tsad's own reads quote them.
+    """
     from zoneinfo import ZoneInfo
 
     src = group.source
@@ -123,20 +130,32 @@ def raw_data_sql(group: GroupConfig, start: datetime, end: datetime,
     if src.kind != "sql":
         return (f"-- group {group.name} reads files, not SQL: {src.path}\n"
                 f"-- (layout {src.layout}) between {lo} and {hi} ({src.timestamps_timezone})")
-    ts = src.timestamp_column
+    q = _source_dialect(src.url, src.conn_id).identifier_preparer.quote
+    ts, table = q(src.timestamp_column), q(src.table or "")
     if src.layout == "long":
+        sensor, value = q(src.sensor_column), q(src.value_column)
         names = ", ".join(_literal(c) for c in channels)
-        return (f"{where}\nSELECT {ts}, {src.sensor_column}, {src.value_column}\n"
-                f"FROM {src.table}\nWHERE {ts} >= '{lo}' AND {ts} < '{hi}'\n"
-                f"  AND {src.sensor_column} IN ({names})\nORDER BY {ts}, {src.sensor_column};")
-    columns = ", ".join(_quoted(c) for c in channels)
-    return (f"{where}\nSELECT {ts}, {columns}\nFROM {src.table}\n"
+        return (f"{where}\nSELECT {ts}, {sensor}, {value}\n"
+                f"FROM {table}\nWHERE {ts} >= '{lo}' AND {ts} < '{hi}'\n"
+                f"  AND {sensor} IN ({names})\nORDER BY {ts}, {sensor};")
+    columns = ", ".join(q(c) for c in channels)
+    return (f"{where}\nSELECT {ts}, {columns}\nFROM {table}\n"
             f"WHERE {ts} >= '{lo}' AND {ts} < '{hi}'\nORDER BY {ts};")
+
+
+def _source_dialect(url: str | None, conn_id: str | None) -> Dialect:
+    """The source's SQLAlchemy dialect (no connection is made); the SQL standard's when the
+    connection cannot be resolved or its dialect is not installed here."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine.default import DefaultDialect
+
+    from tsad.airflow_layer.connections import optional_url
+
+    try:
+        return make_url(optional_url(url, conn_id) or "").get_dialect()()
+    except Exception:  # an unknown connection or driver: the SQL is advice, not run here
+        return DefaultDialect()
 
 
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
