@@ -3,7 +3,7 @@
 The server is ``airflow api-server`` with the repository's plugins folder and the default
 SimpleAuthManager (users ``admin`` and ``viewer``; their generated passwords are read back). The
 browser logs in through Airflow's own login page, filters the list, opens an event and clicks
-"False alarm"; the verdict must land in ``anomaly_feedback``. Screenshots of the list and the event
+"False alarm", then "New operating point"; the verdicts must land in ``anomaly_feedback``. Screenshots of the list and the event
 page go to ``tests/artifacts/`` (gitignored). Auth is also checked without a browser: no session,
 a viewer's token, and a cross-site POST are all refused.
 
@@ -45,7 +45,7 @@ from tsad.storage.records import (
     write_partition,
 )
 from tsad.storage.schema import create_schema
-from tsad.storage.schema import anomaly_feedback
+from tsad.storage.schema import FEEDBACK_LABELS, anomaly_feedback
 from tsad.storage.views import create_views
 
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -340,12 +340,32 @@ def test_login_filter_open_an_event_and_mark_it_a_false_alarm(server: dict, brow
     assert "FROM pump_readings" in sql and "'flow', 'temp'" in sql
     driver.save_screenshot(str(ARTIFACTS / "ui-event.png"))
 
+    # three verdicts with plain labels, styled alike (no red / green that reads either way)
+    buttons = driver.find_elements(By.CSS_SELECTOR, "#feedback button")
+    assert [b.text.splitlines()[0] for b in buttons] == [
+        "Real fault", "False alarm", "New operating point"]
+    assert [b.get_attribute("value") for b in buttons] == list(FEEDBACK_LABELS)
+    style = "const s = getComputedStyle(arguments[0]); return [s.color, s.borderColor, " \
+            "s.backgroundColor]"
+    assert len({tuple(driver.execute_script(style, b)) for b in buttons}) == 1
     click_and_wait(driver, driver.find_element(By.ID, "false-alarm"),
                    "#verdict .verdict-false_alarm")
     assert verdicts(server["db"]) == [("pumps", "false_alarm", "admin")]
+    assert "current" in driver.find_element(By.ID, "false-alarm").get_attribute("class")
+    click_and_wait(driver, driver.find_element(By.ID, "new-operating-point"),
+                   "#verdict .verdict-new_operating_point")
+    assert driver.find_element(By.ID, "verdict").text == "Current verdict: new operating point"
+    assert verdicts(server["db"]) == [("pumps", "false_alarm", "admin"),
+                                      ("pumps", "new_operating_point", "admin")]
     driver.save_screenshot(str(ARTIFACTS / "ui-event-after-verdict.png"))
+    driver.get(f"{base}/tsad/?verdict=new_operating_point")
+    assert len(rows(driver)) == 1 and "new operating point" in rows(driver)[0]
+    click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "tr.event a"), "#feedback")
+    click_and_wait(driver, driver.find_element(By.ID, "false-alarm"),
+                   "#verdict .verdict-false_alarm")
     driver.get(f"{base}/tsad/?verdict=false_alarm")
     assert len(rows(driver)) == 1 and "false alarm" in rows(driver)[0]
+    assert len(verdicts(server["db"])) == 3
 
 
 def test_plugin_and_reporting_dag_import_no_torch_or_pandas() -> None:

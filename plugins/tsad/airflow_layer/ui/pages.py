@@ -25,13 +25,17 @@ form.filters{display:flex;flex-wrap:wrap;gap:8px;align-items:end;margin-bottom:1
 form.filters label{display:flex;flex-direction:column;font-size:12px;color:#4a5568}
 input,select,button{font:inherit;padding:3px 6px}
 button{cursor:pointer;border:1px solid #a0aec0;border-radius:4px;background:#fff}
-button.true{border-color:#c53030;color:#c53030}button.false{border-color:#2f855a;color:#2f855a}
+.verdicts{display:flex;flex-wrap:wrap;gap:8px;margin-top:8px}
+button.verdict{display:flex;flex-direction:column;align-items:flex-start;text-align:left;
+max-width:15em;padding:6px 10px;color:#1a202c;background:#f7fafc;border-color:#718096}
+button.verdict:hover{background:#edf2f7}button.verdict span{font-size:12px;color:#4a5568}
+button.verdict.current{border-width:2px;border-color:#2d3748}
 .sev{font-weight:600}.lvl-high{color:#c53030}.lvl-mid{color:#c05621}
 .note{color:#4a5568;font-size:12px}
 .grid{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px}
 pre{background:#f7fafc;border:1px solid #e2e8f0;padding:8px;overflow:auto}
 img.plot{max-width:100%;border:1px solid #e2e8f0}
-.verdict-true_alarm{color:#c53030}.verdict-false_alarm{color:#2f855a}
+.verdict-label{font-weight:600}
 """
 
 
@@ -62,10 +66,21 @@ def _channels(event: dict[str, Any]) -> str:
                      for c in event["top_channels_json"] or []) or "-"
 
 
+#: The verdict buttons, in order: stored label -> (button text, what it tells the team). Neutral
+#: colours all: which answer is "good" depends on the plant, and red/green read backwards to some.
+VERDICTS = {
+    "true_alarm": ("Real fault", "the plant had a problem here"),
+    "false_alarm": ("False alarm", "nothing was wrong; the model should not have flagged this"),
+    "new_operating_point": ("New operating point", "the plant now runs like this on purpose; "
+                                                   "the model should learn it as normal"),
+}
+
+
 def _verdict(label: str | None) -> str:
     if not label:
         return '<span class="note">not reviewed</span>'
-    return f'<span class="verdict-{escape(label)}">{escape(label.replace("_", " "))}</span>'
+    name = VERDICTS[label][0].lower() if label in VERDICTS else label.replace("_", " ")
+    return f'<span class="verdict-label verdict-{escape(label)}">{escape(name)}</span>'
 
 
 def _options(values: Sequence[str], selected: str | None, empty: str) -> str:
@@ -145,12 +160,9 @@ def event_page(event: dict[str, Any], model: dict[str, Any] | None, history: lis
     plot = (f'<img class="plot" id="plot" src="{e["event_id"]}/plot.png" '
             f'alt="readings, reconstructions and score around the event">'
             if e["plot_path"] else '<p class="note">No plot was rendered for this event.</p>')
-    buttons = (
-        '<form method="post" action="' + f'{e["event_id"]}/feedback" id="feedback">'
-        '<input type="text" name="note" placeholder="note (optional)" size="40"> '
-        '<button class="true" name="label" value="true_alarm" id="true-alarm">True alarm</button> '
-        '<button class="false" name="label" value="false_alarm" id="false-alarm">False alarm'
-        "</button></form>")
+    buttons = (f'<form method="post" action="{e["event_id"]}/feedback" id="feedback">'
+               '<input type="text" name="note" placeholder="note (optional)" size="40">'
+               f'<div class="verdicts">{_verdict_buttons(e["feedback_label"])}</div></form>')
     past = "".join(f"<li>{_verdict(v['label'])} by {escape(v['created_by'] or '?')} at "
                    f"{_utc(v['created_at'])}{': ' + escape(v['note']) if v['note'] else ''}</li>"
                    for v in history)
@@ -162,6 +174,14 @@ def event_page(event: dict[str, Any], model: dict[str, Any] | None, history: lis
             f"<h2>Verdict</h2>{verdict}<h2>Model</h2>{_model(model, e['model_version_id'])}"
             f'<h2>Raw data</h2><pre id="sql">{escape(sql)}</pre>')
     return page(title, body)
+
+
+def _verdict_buttons(current: str | None) -> str:
+    return "".join(
+        f'<button type="submit" class="verdict{" current" if label == current else ""}" '
+        f'name="label" value="{label}" id="{label.replace("_", "-")}" '
+        f'title="{escape(text)}: {escape(meaning)}">{escape(text)}<span>{escape(meaning)}</span>'
+        "</button>" for label, (text, meaning) in VERDICTS.items())
 
 
 def _run_link(e: dict[str, Any], airflow_root: str) -> str:
