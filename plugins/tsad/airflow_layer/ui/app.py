@@ -2,10 +2,11 @@
 
 Routes (all behind Airflow's auth, see ``auth``):
 
+- ``GET /overview``: the landing page, groups x data days (``overview``);
 - ``GET /``: events, filterable by group, channel, day range, minimum severity and verdict;
 - ``GET /events/{id}``: the event's plot, numbers, model version, raw-data SQL and verdicts;
 - ``GET /events/{id}/plot.png``: the plot (only files under ``{data_dir}/plots``);
-- ``POST /events/{id}/feedback``: record a true / false alarm verdict, back to the event page;
+- ``POST /events/{id}/feedback``: record a verdict (``FEEDBACK_LABELS``), back to the event page;
 - ``GET /api/events``: the filtered list as JSON.
 """
 
@@ -20,7 +21,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 
-from tsad.airflow_layer.ui import auth, pages, queries
+from tsad.airflow_layer.ui import auth, overview, pages, queries
 from tsad.config import TsadConfig
 
 URL_PREFIX = "/tsad"
@@ -101,18 +102,39 @@ def _event(engine: Any, event_id: int) -> dict[str, Any]:
     return event
 
 
+def _list_events(cfg: TsadConfig, f: queries.EventFilter) -> tuple[list[dict[str, Any]], bool]:
+    rows, truncated = queries.list_events(_engine(), f)
+    queries.mark_ongoing(rows, {g.name: queries.ongoing_slack(g) for g in cfg.groups})
+    return rows, truncated
+
+
 @app.get("/", response_class=HTMLResponse)
 def events(request: Request, user: Viewer, f: Filters) -> HTMLResponse:
     cfg = config()
-    rows, truncated = queries.list_events(_engine(), f)
+    rows, truncated = _list_events(cfg, f)
     groups = {g.name: list(g.channels) for g in cfg.groups}
     return HTMLResponse(pages.events_page(rows, truncated, f, groups, _airflow_root(request),
                                           auth.DAG_ID))
 
 
+@app.get("/overview", response_class=HTMLResponse)
+def fleet(user: Viewer, start: str | None = None, end: str | None = None) -> HTMLResponse:
+    """The landing page (the nav entry): groups x data days, each cell linking to its events."""
+    engine = _engine()
+    try:
+        first, last = overview.day_range(_day(start, "start"), _day(end, "end"),
+                                         overview.newest_day(engine), date.today())
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    cells = overview.fleet_cells(engine, first, last)
+    configured = [g.name for g in config().groups]
+    groups = configured + sorted({g for g, _ in cells} - set(configured))
+    return HTMLResponse(overview.overview_page(groups, cells, first, last))
+
+
 @app.get("/api/events")
 def events_json(user: Viewer, f: Filters) -> JSONResponse:
-    rows, truncated = queries.list_events(_engine(), f)
+    rows, truncated = _list_events(config(), f)
     return JSONResponse({"events": [_jsonable(r) for r in rows], "truncated": truncated})
 
 
@@ -124,6 +146,7 @@ def event(request: Request, event_id: int, user: Viewer) -> HTMLResponse:
     engine = _engine()
     e = _event(engine, event_id)
     group = next((g for g in cfg.groups if g.name == e["sensor_group"]), None)
+    queries.mark_ongoing([e], {group.name: queries.ongoing_slack(group)} if group else {})
     channels = [t["channel"] for t in e["top_channels_json"] or []]
     sql = (queries.raw_data_sql(group, e["start_ts"], e["end_ts"], channels or list(group.channels))
            if group else f"-- group {e['sensor_group']} is no longer configured")

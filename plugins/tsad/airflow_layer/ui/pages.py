@@ -32,6 +32,10 @@ button.verdict:hover{background:#edf2f7}button.verdict span{font-size:12px;color
 button.verdict.current{border-width:2px;border-color:#2d3748}
 .sev{font-weight:600}.lvl-high{color:#c53030}.lvl-mid{color:#c05621}
 .note{color:#4a5568;font-size:12px}
+tr.event td:first-child{white-space:nowrap}
+.mark{display:inline-block;font-size:11px;font-weight:600;padding:0 5px;border-radius:8px;
+border:1px solid #4a5568;color:#2d3748;background:#fff;margin-left:4px;white-space:nowrap}
+.mark.ongoing{border-style:dashed}.mark.sustained{background:#2d3748;color:#fff}
 .grid{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px}
 pre{background:#f7fafc;border:1px solid #e2e8f0;padding:8px;overflow:auto}
 img.plot{max-width:100%;border:1px solid #e2e8f0}
@@ -124,14 +128,19 @@ def events_page(rows: list[dict[str, Any]], truncated: bool, f: EventFilter,
         f'{_options(VERDICT_FILTERS, f.verdict, "any")}</select></label>'
         '<button id="apply" type="submit">Filter</button>'
         '<a href="?" class="note">reset</a></form>')
-    head = ("<tr><th>day</th><th>group</th><th>start (UTC)</th><th>duration</th>"
-            "<th>severity</th><th>top channels</th><th>model</th><th>verdict</th></tr>")
+    head = ("<tr><th>day</th><th>group</th><th>start (UTC)</th><th>end</th><th>peak</th>"
+            "<th>duration</th><th>severity</th><th>top channels</th><th>model</th><th>run</th>"
+            "<th>verdict</th></tr>")
     body = "".join(
         f'<tr class="event" data-event-id="{r["event_id"]}">'
         f'<td>{r["partition_date"]}</td><td>{escape(r["sensor_group"])}</td>'
-        f'<td><a href="events/{r["event_id"]}">{_utc(r["start_ts"])}</a></td>'
+        f'<td class="start"><a href="events/{r["event_id"]}">{_utc(r["start_ts"])}</a>'
+        f'{_sustained(r)}</td>'
+        f'<td class="end">{_clock(r["end_ts"], r["start_ts"])}{_ongoing(r)}</td>'
+        f'<td class="peak">{_clock(r["peak_ts"], r["start_ts"])}</td>'
         f'<td>{_duration(r["duration_seconds"])}</td><td>{_severity(r["severity"])}</td>'
         f'<td>{_channels(r)}</td><td>{escape(r["model_version_id"] or "-")}</td>'
+        f'<td class="run">{_run_link(r, airflow_root, short=True)}</td>'
         f'<td>{_verdict(r["feedback_label"])}</td></tr>' for r in rows)
     summary = (f'<p class="note" id="count">{len(rows)} event{"s" if len(rows) != 1 else ""}'
                f'{" (first 500 shown: narrow the filters)" if truncated else ""}; '
@@ -140,7 +149,8 @@ def events_page(rows: list[dict[str, Any]], truncated: bool, f: EventFilter,
     start, end = f.start or (days[0] if days else None), f.end or (days[-1] if days else None)
     backfill = backfill_hint(start, end, airflow_root, dag_id) if start and end else ""
     table = f'<table id="events">{head}{body}</table>' if rows else "<p>No events match.</p>"
-    return page("Anomalies", f"<h1>Anomalies</h1>{form}{summary}{table}{backfill}")
+    return page("Anomalies", '<p><a id="overview" href="overview">&larr; fleet overview</a></p>'
+                f"<h1>Anomalies</h1>{form}{summary}{table}{backfill}")
 
 
 def event_page(event: dict[str, Any], model: dict[str, Any] | None, history: list[dict[str, Any]],
@@ -148,7 +158,8 @@ def event_page(event: dict[str, Any], model: dict[str, Any] | None, history: lis
     e = event
     facts = [
         ("group", escape(e["sensor_group"])), ("data day", str(e["partition_date"])),
-        ("start (UTC)", _utc(e["start_ts"])), ("end (UTC)", _utc(e["end_ts"])),
+        ("start (UTC)", _utc(e["start_ts"]) + _sustained(e)),
+        ("end (UTC)", _utc(e["end_ts"]) + _ongoing(e)),
         ("peak (UTC)", _utc(e["peak_ts"])), ("duration", _duration(e["duration_seconds"])),
         ("flagged points", str(e["n_points"])),
         ("peak score / threshold", f"{e['peak_score']:.4f} / {e['threshold']:.4f}"),
@@ -184,11 +195,37 @@ def _verdict_buttons(current: str | None) -> str:
         "</button>" for label, (text, meaning) in VERDICTS.items())
 
 
-def _run_link(e: dict[str, Any], airflow_root: str) -> str:
+def _run_link(e: dict[str, Any], airflow_root: str, short: bool = False) -> str:
+    """The Airflow run that wrote the event (``short``: its kind, the full id on hover)."""
     if not e.get("dag_id") or not e.get("run_id") or e["dag_id"] == "tsad-cli":
-        return escape(f"{e.get('dag_id')} {e.get('run_id')}")
+        return escape(f"{e.get('dag_id') or '-'} {e.get('run_id') or ''}".strip())
     href = f"{airflow_root}/dags/{quote(e['dag_id'])}/runs/{quote(e['run_id'], safe='')}"
-    return f'<a href="{escape(href)}" target="_top">{escape(e["run_id"])}</a>'
+    text = e["run_id"].split("__", 1)[0] if short and "__" in e["run_id"] else e["run_id"]
+    return (f'<a href="{escape(href)}" target="_top" title="{escape(e["run_id"])}">'
+            f"{escape(text)}</a>")
+
+
+def _clock(ts: datetime | None, start: datetime | None) -> str:
+    """A time in UTC, without the date when it is the start's."""
+    if ts is None:
+        return "-"
+    same_day = start is not None and _utc(ts)[:10] == _utc(start)[:10]
+    return ts.astimezone(timezone.utc).strftime("%H:%M" if same_day else "%m-%d %H:%M")
+
+
+def _ongoing(e: dict[str, Any]) -> str:
+    if not e.get("ongoing"):
+        return ""
+    return (' <span class="mark ongoing" title="still anomalous when the data day ended: the '
+            'next day may go on with it">ongoing</span>')
+
+
+def _sustained(e: dict[str, Any]) -> str:
+    if e.get("kind") != "sustained":
+        return ""
+    since = f" since {e['since_date']}" if e.get("since_date") else ""
+    return (f' <span class="mark sustained" title="the day as a whole moved away from training'
+            f'{escape(since)}">sustained{escape(since)}</span>')
 
 
 def _model(model: dict[str, Any] | None, version_id: str | None) -> str:

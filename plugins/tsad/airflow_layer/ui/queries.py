@@ -10,13 +10,18 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Engine, insert, inspect, select
+from sqlalchemy import Engine, Select, insert, inspect, select
 from sqlalchemy.engine import Dialect
 
 from tsad.config import GroupConfig, TsadConfig
 from tsad.storage.engine import describe
-from tsad.storage.schema import model_version
-from tsad.storage.schema import FEEDBACK_LABELS, anomaly_feedback
+from tsad.storage.schema import (
+    FEEDBACK_LABELS,
+    anomaly_event,
+    anomaly_feedback,
+    detection_run,
+    model_version,
+)
 from tsad.storage.views import create_views, current_events
 
 MAX_ROWS = 500
@@ -48,9 +53,7 @@ class EventFilter:
 
 def list_events(engine: Engine, f: EventFilter) -> tuple[list[dict[str, Any]], bool]:
     """Matching events, worst first; and whether more than :data:`MAX_ROWS` matched."""
-    events = current_events(engine.dialect.name).subquery("ev")
-    c = events.c
-    query = select(events)
+    query, c = _events(engine)
     if f.group:
         query = query.where(c.sensor_group == f.group)
     if f.start:
@@ -72,11 +75,37 @@ def list_events(engine: Engine, f: EventFilter) -> tuple[list[dict[str, Any]], b
     return rows[:MAX_ROWS], len(rows) > MAX_ROWS
 
 
+def mark_ongoing(rows: list[dict[str, Any]], slack: dict[str, timedelta]) -> None:
+    """Set each row's ``ongoing``: the event lasted until the end of its data day, give or take
+    the group's ``slack`` (the last readings no window covers), so the next day may go on with it.
+    """
+    for row in rows:
+        end, day_end = row.get("end_ts"), row.get("data_end")
+        row["ongoing"] = bool(end and day_end
+                              and end >= day_end - slack.get(row["sensor_group"], timedelta(0)))
+
+
+def ongoing_slack(group: GroupConfig) -> timedelta:
+    """How close to the day's end an event must end to count as ongoing: one window stride (the
+    readings after the day's last window start are scored by fewer windows, or none)."""
+    return timedelta(seconds=group.sampling_seconds * max(group.window.stride, 1))
+
+
 def get_event(engine: Engine, event_id: int) -> dict[str, Any] | None:
-    events = current_events(engine.dialect.name).subquery("ev")
+    query, c = _events(engine)
     with engine.connect() as conn:
-        row = conn.execute(select(events).where(events.c.event_id == event_id)).mappings().first()
+        row = conn.execute(query.where(c.event_id == event_id)).mappings().first()
     return dict(row) if row else None
+
+
+def _events(engine: Engine) -> tuple[Select[Any], Any]:
+    """Current events (``v_current_events``) with their kind (transient or sustained) and the end
+    of their run's data day; and the event columns to filter on."""
+    events = current_events(engine.dialect.name).subquery("ev")
+    c, a, r = events.c, anomaly_event.c, detection_run.c
+    return (select(events, a.kind, a.since_date, r.data_end)
+            .select_from(events.join(anomaly_event, a.id == c.event_id)
+                         .join(detection_run, r.id == c.detection_run_id))), c
 
 
 def get_model(engine: Engine, version_id: str | None) -> dict[str, Any] | None:
