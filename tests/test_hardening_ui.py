@@ -156,4 +156,5 @@ def test_item14_raw_data_sql_quotes_identifiers_as_the_source_dialect_does(
         assert [r[1] for r in rows] == [float(i) for i in range(first, first + 30)]
     else:
         assert {r[1] for r in rows} == {"user", "level"}
-        assert [r[2] for r in rows if r[1] == "user"] == [float(i) for i in range(first, first + 30)]
+        values = [r[2] for r in rows if r[1] == "user"]
+        assert values == [float(i) for i in range(first, first + 30)]

@@ -3,8 +3,9 @@
 The server is ``airflow api-server`` with the repository's plugins folder and the default
 SimpleAuthManager (users ``admin`` and ``viewer``; their generated passwords are read back). The
 browser logs in through Airflow's own login page, filters the list, opens an event and clicks
-"False alarm", then "New operating point"; the verdicts must land in ``anomaly_feedback``. Screenshots of the list and the event
-page go to ``tests/artifacts/`` (gitignored). Auth is also checked without a browser: no session,
+"False alarm", then "New operating point"; the verdicts must land in ``anomaly_feedback``. It also
+reads the fleet overview and clicks through to a day. Screenshots of the overview, the list and
+the event page go to ``tests/artifacts/`` (gitignored). Auth is also checked without a browser: no session,
 a viewer's token, and a cross-site POST are all refused.
 
 Chromium comes from Debian (``chromium``, ``chromium-driver``): installed here when missing and we

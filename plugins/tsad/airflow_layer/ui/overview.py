@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from html import escape
-from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import Engine, func, select
