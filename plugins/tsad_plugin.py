@@ -18,7 +18,7 @@ class TsadPlugin(AirflowPlugin):
     fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "tsad anomalies"}]
     external_views = [{
         "name": "Anomalies",
-        "href": f"{URL_PREFIX}/",
+        "href": f"{URL_PREFIX}/overview",  # the fleet overview; the event list is at /
         "destination": "nav",
         "url_route": "anomalies",
         "category": "browse",

@@ -3,8 +3,9 @@
 The server is ``airflow api-server`` with the repository's plugins folder and the default
 SimpleAuthManager (users ``admin`` and ``viewer``; their generated passwords are read back). The
 browser logs in through Airflow's own login page, filters the list, opens an event and clicks
-"False alarm"; the verdict must land in ``anomaly_feedback``. Screenshots of the list and the event
-page go to ``tests/artifacts/`` (gitignored). Auth is also checked without a browser: no session,
+"False alarm", then "New operating point"; the verdicts must land in ``anomaly_feedback``. It also
+reads the fleet overview and clicks through to a day. Screenshots of the overview, the list and
+the event page go to ``tests/artifacts/`` (gitignored). Auth is also checked without a browser: no session,
 a viewer's token, and a cross-site POST are all refused.
 
 Chromium comes from Debian (``chromium``, ``chromium-driver``): installed here when missing and we
@@ -24,6 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -44,7 +46,7 @@ from tsad.storage.records import (
     write_partition,
 )
 from tsad.storage.schema import create_schema
-from tsad.storage.schema import anomaly_feedback
+from tsad.storage.schema import FEEDBACK_LABELS, anomaly_event, anomaly_feedback
 from tsad.storage.views import create_views
 
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -64,7 +66,8 @@ def free_port() -> int:
 
 
 def seed_records(tmp: Path) -> Path:
-    """A config with both groups, and three events of two days (one plot each)."""
+    """A config with both groups, and three events of two days (one plot each); a sustained,
+ongoing event the day before and a drift day (``_seed_sustained_and_drift``)."""
     raw = small_plant(tmp)
     file = tmp / "tsad.yaml"
     file.write_text(yaml.safe_dump(raw))
@@ -100,7 +103,34 @@ def seed_records(tmp: Path) -> Path:
             started_at=datetime(2026, 11, 12, 1, 30, tzinfo=UTC), dag_id="tsad_nightly",
             run_id=f"scheduled__{day}T01:30:00+00:00", model_version_id=f"{group}/v0001",
             threshold=0.5, n_events=len(events)), events, [])
+    _seed_sustained_and_drift(engine)
     return file
+
+
+def _seed_sustained_and_drift(engine: sa.Engine) -> None:
+    """The day before: a sustained pumps event lasting to the day's end (ongoing); the boiler's
+    DAY run found drift and recorded no events."""
+    day = DAY - timedelta(days=1)
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    write_partition(engine, RunRecord(
+        sensor_group="pumps", partition_date=day, site_timezone="UTC", status="ok",
+        data_start=start, data_end=start + timedelta(days=1),
+        started_at=datetime(2026, 11, 10, 1, 30, tzinfo=UTC), dag_id="tsad_nightly",
+        run_id=f"scheduled__{day}T01:30:00+00:00", model_version_id="pumps/v0001",
+        threshold=0.5, n_events=1), [EventRecord(
+            sensor_group="pumps", partition_date=day, start_ts=start,
+            end_ts=start + timedelta(hours=23, minutes=55), peak_ts=start + timedelta(hours=9),
+            peak_score=0.7, threshold=0.5, severity=1.4, n_points=288,
+            top_channels_json=[{"channel": "pressure", "contribution": 0.8}],
+            model_version_id="pumps/v0001", plot_path=None)], [])
+    with engine.begin() as conn:  # kind and since_date are written by the sustained detector
+        conn.execute(sa.update(anomaly_event).where(anomaly_event.c.partition_date == day)
+                     .values(kind="sustained", since_date=day - timedelta(days=2)))
+    write_partition(engine, RunRecord(
+        sensor_group="boiler", partition_date=DAY, site_timezone="UTC", status="drift",
+        drift=True, started_at=datetime(2026, 11, 11, 1, 30, tzinfo=UTC), dag_id="tsad_nightly",
+        run_id=f"scheduled__{DAY}T01:30:00+00:00", model_version_id="boiler/v0001",
+        threshold=0.5, n_events=0), [], [])
 
 
 def _picture(path: Path, start: datetime, channels: list[str], severity: float) -> None:
@@ -122,7 +152,14 @@ def _picture(path: Path, start: datetime, channels: list[str], severity: float) 
 @pytest.fixture(scope="module")
 def server(airflow_ready: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     tmp = tmp_path_factory.mktemp("ui")
-    config = seed_records(tmp)
+    with api_server(seed_records(tmp), airflow_ready, tmp) as running:
+        yield running
+
+
+@contextmanager
+def api_server(config: Path, airflow_home: Path, tmp: Path) -> Iterator[dict]:
+    """``airflow api-server`` on a free loopback port with tsad's ``config``: its base URL, the
+    users' passwords and the records database URL."""
     port = free_port()
     env = {**os.environ, "TSAD_CONFIG": str(config),
            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": USERS,
@@ -136,7 +173,7 @@ def server(airflow_ready: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(base, proc, tmp / "api-server.log")
-        passwords = json.loads((airflow_ready / "simple_auth_manager_passwords.json.generated")
+        passwords = json.loads((airflow_home / "simple_auth_manager_passwords.json.generated")
                                .read_text())
         yield {"base": base, "passwords": passwords, "db": yaml.safe_load(config.read_text())
                ["database"]["url"]}
@@ -306,14 +343,14 @@ def test_login_filter_open_an_event_and_mark_it_a_false_alarm(server: dict, brow
     click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "button[type=submit]"),
                    "table#events")
     assert driver.current_url.startswith(f"{base}/tsad/")
-    assert len(rows(driver)) == 3
+    assert len(rows(driver)) == 4
     assert "6.50" in rows(driver)[1] and "flow 70%" in rows(driver)[1]  # newest day first
     driver.save_screenshot(str(ARTIFACTS / "ui-events.png"))
 
     # filters: the pumps group, then the events with 'current' among their top channels
     Select(driver.find_element(By.NAME, "group")).select_by_value("pumps")
     click_and_wait(driver, driver.find_element(By.ID, "apply"), "#count")
-    assert len(rows(driver)) == 2 and all("pumps" in r for r in rows(driver))
+    assert len(rows(driver)) == 3 and all("pumps" in r for r in rows(driver))
     Select(driver.find_element(By.NAME, "channel")).select_by_value("current")
     click_and_wait(driver, driver.find_element(By.ID, "apply"), "#count")
     assert len(rows(driver)) == 1 and "1.80" in rows(driver)[0]
@@ -332,12 +369,109 @@ def test_login_filter_open_an_event_and_mark_it_a_false_alarm(server: dict, brow
     assert "FROM pump_readings" in sql and "'flow', 'temp'" in sql
     driver.save_screenshot(str(ARTIFACTS / "ui-event.png"))
 
+    # three verdicts with plain labels, styled alike (no red / green that reads either way)
+    buttons = driver.find_elements(By.CSS_SELECTOR, "#feedback button")
+    assert [b.text.splitlines()[0] for b in buttons] == [
+        "Real fault", "False alarm", "New operating point"]
+    assert [b.get_attribute("value") for b in buttons] == list(FEEDBACK_LABELS)
+    style = "const s = getComputedStyle(arguments[0]); return [s.color, s.borderColor, " \
+            "s.backgroundColor]"
+    assert len({tuple(driver.execute_script(style, b)) for b in buttons}) == 1
     click_and_wait(driver, driver.find_element(By.ID, "false-alarm"),
                    "#verdict .verdict-false_alarm")
     assert verdicts(server["db"]) == [("pumps", "false_alarm", "admin")]
+    assert "current" in driver.find_element(By.ID, "false-alarm").get_attribute("class")
+    click_and_wait(driver, driver.find_element(By.ID, "new-operating-point"),
+                   "#verdict .verdict-new_operating_point")
+    assert driver.find_element(By.ID, "verdict").text == "Current verdict: new operating point"
+    assert verdicts(server["db"]) == [("pumps", "false_alarm", "admin"),
+                                      ("pumps", "new_operating_point", "admin")]
     driver.save_screenshot(str(ARTIFACTS / "ui-event-after-verdict.png"))
+    driver.get(f"{base}/tsad/?verdict=new_operating_point")
+    assert len(rows(driver)) == 1 and "new operating point" in rows(driver)[0]
+    click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "tr.event a"), "#feedback")
+    click_and_wait(driver, driver.find_element(By.ID, "false-alarm"),
+                   "#verdict .verdict-false_alarm")
     driver.get(f"{base}/tsad/?verdict=false_alarm")
     assert len(rows(driver)) == 1 and "false alarm" in rows(driver)[0]
+    assert len(verdicts(server["db"])) == 3
+
+
+def open_page(driver: Any, server: dict, url: str, then: str) -> Any:
+    """Open ``url``, logging in as admin first when the browser has no session yet."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+    login = "input[name=username]"
+    WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, then)
+                                    or d.find_elements(By.CSS_SELECTOR, login))
+    if driver.find_elements(By.CSS_SELECTOR, then):
+        return driver.find_element(By.CSS_SELECTOR, then)
+    driver.find_element(By.CSS_SELECTOR, login).send_keys("admin")
+    driver.find_element(By.CSS_SELECTOR, "input[name=password]").send_keys(
+        server["passwords"]["admin"])
+    return click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "button[type=submit]"),
+                          then)
+
+
+def test_fleet_overview_colours_days_and_marks_sustained_events_and_run_status(
+        server: dict, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    base, driver = server["base"], browser
+    open_page(driver, server, f"{base}/tsad/overview?start=2026-11-08&end=2026-11-12",
+              "table#fleet")
+
+    def cell(group: str, day: str) -> Any:
+        return driver.find_element(By.CSS_SELECTOR,
+                                   f'td.cell[data-group="{group}"][data-day="{day}"]')
+
+    def background(element: Any) -> str:
+        return driver.execute_script("return getComputedStyle(arguments[0]).backgroundColor",
+                                     element)
+
+    groups = [th.text for th in driver.find_elements(By.CSS_SELECTOR, "#fleet tr th.group")]
+    assert groups[1:] == ["pumps", "boiler"]  # configured order, under the header
+    worst, second, sustained, drift, boiler_day = (
+        cell("pumps", "2026-11-10"), cell("boiler", "2026-11-11"), cell("pumps", "2026-11-09"),
+        cell("boiler", "2026-11-10"), cell("boiler", "2026-11-11"))
+    assert worst.text.splitlines()[0] == "6.5" and "band-high" in worst.get_attribute("class")
+    assert second.text.splitlines()[0] == "2.2" and "band-mid" in second.get_attribute("class")
+    assert "band-low" in sustained.get_attribute("class")
+    assert len({background(worst), background(second), background(sustained)}) == 3
+    # a sustained event is a mark (and named on hover); a run that did not end ok shows its status
+    assert sustained.find_element(By.CSS_SELECTOR, ".mark.sustained").text == "S"
+    assert "sustained since 2026-11-07" in sustained.get_attribute("title")
+    assert drift.find_element(By.CSS_SELECTOR, ".mark.status").text == "drift"
+    assert "band-quiet" in drift.get_attribute("class") and drift.text.startswith("\u2013")
+    assert not boiler_day.find_elements(By.CSS_SELECTOR, ".mark")
+    for group, day in (("pumps", "2026-11-08"), ("pumps", "2026-11-11"), ("boiler", "2026-11-12")):
+        assert "norun" in cell(group, day).get_attribute("class")
+    driver.save_screenshot(str(ARTIFACTS / "ui-overview.png"))
+
+    # click through to the day's events: end, peak, the ongoing mark and the run link
+    click_and_wait(driver, sustained.find_element(By.TAG_NAME, "a"), "table#events")
+    (row,) = driver.find_elements(By.CSS_SELECTOR, "tr.event")
+    assert row.find_element(By.CSS_SELECTOR, "td.end").text == "23:55 ongoing"
+    assert row.find_element(By.CSS_SELECTOR, "td.peak").text == "09:00"
+    assert "sustained since 2026-11-07" in row.find_element(By.CSS_SELECTOR, "td.start").text
+    run = row.find_element(By.CSS_SELECTOR, "td.run a")
+    assert run.text == "scheduled"
+    assert run.get_attribute("href") == (f"{base}/dags/tsad_nightly/runs/"
+                                         "scheduled__2026-11-09T01%3A30%3A00%2B00%3A00")
+    click_and_wait(driver, driver.find_element(By.ID, "overview"), "table#fleet")
+    days = [th.get_attribute("title") for th in driver.find_elements(By.CSS_SELECTOR,
+                                                                     "#fleet th[title]")]
+    assert len(days) == 14 and days[-1] == "2026-11-11"  # the newest data day, by default
+    quiet = driver.find_element(By.CSS_SELECTOR, '#fleet td.cell[data-day="2026-11-10"] a')
+    click_and_wait(driver, quiet, "table#events")
+    assert len(rows(driver)) == 2 and all("2026-11-10" in r for r in rows(driver))
+
+    status, _, body = call(f"{base}/tsad/overview?start=2026-11-10&end=2026-11-01",
+                           headers={"Authorization": f"Bearer {token(server, 'admin')}"})
+    assert status == 400 and b"swap them" in body
 
 
 def test_plugin_and_reporting_dag_import_no_torch_or_pandas() -> None:

@@ -2,10 +2,11 @@
 
 Routes (all behind Airflow's auth, see ``auth``):
 
+- ``GET /overview``: the landing page, groups x data days (``overview``);
 - ``GET /``: events, filterable by group, channel, day range, minimum severity and verdict;
 - ``GET /events/{id}``: the event's plot, numbers, model version, raw-data SQL and verdicts;
 - ``GET /events/{id}/plot.png``: the plot (only files under ``{data_dir}/plots``);
-- ``POST /events/{id}/feedback``: record a true / false alarm verdict, back to the event page;
+- ``POST /events/{id}/feedback``: record a verdict (``FEEDBACK_LABELS``), back to the event page;
 - ``GET /api/events``: the filtered list as JSON.
 """
 
@@ -20,7 +21,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 
-from tsad.airflow_layer.ui import auth, pages, queries
+from tsad.airflow_layer.ui import auth, overview, pages, queries
 from tsad.config import TsadConfig
 
 URL_PREFIX = "/tsad"
@@ -52,19 +53,33 @@ def _airflow_root(request: Request) -> str:
 def _filters(group: str | None = None, channel: str | None = None, start: str | None = None,
              end: str | None = None, min_severity: str | None = None,
              verdict: str | None = None) -> queries.EventFilter:
-    def day(value: str | None, name: str) -> date | None:
-        try:
-            return date.fromisoformat(value) if value else None
-        except ValueError:
-            raise HTTPException(400, f"'{name}' must be a date YYYY-MM-DD, got {value!r}") from None
-
+    """The list's filters from the query string; anything unusable is a 400 naming the parameter."""
     try:
         severity = float(min_severity) if min_severity else None
     except ValueError:
         raise HTTPException(400, f"'min_severity' must be a number, got {min_severity!r}") from None
+    if severity is not None and not math.isfinite(severity):
+        raise HTTPException(400, f"'min_severity' must be a finite number (or left empty for no "
+                                 f"minimum), got {min_severity!r}")
+    if verdict and verdict not in queries.VERDICT_FILTERS:
+        raise HTTPException(400, f"'verdict' must be one of {', '.join(queries.VERDICT_FILTERS)}, "
+                                 f"got {verdict!r}")
     return queries.EventFilter(group=group or None, channel=channel or None,
-                               start=day(start, "start"), end=day(end, "end"),
+                               start=_day(start, "start"), end=_day(end, "end"),
                                min_severity=severity, verdict=verdict or None)
+
+
+def _day(value: str | None, name: str) -> date | None:
+    """A day filter; the last representable date is refused because the page shows the run
+    dated the day after (the backfill hint)."""
+    try:
+        day = date.fromisoformat(value) if value else None
+    except ValueError:
+        raise HTTPException(400, f"'{name}' must be a date YYYY-MM-DD, got {value!r}") from None
+    if day is not None and day >= date.max:
+        raise HTTPException(400, f"'{name}' must be a date before {date.max.isoformat()}, "
+                                 f"got {value!r}")
+    return day
 
 
 Filters = Annotated[queries.EventFilter, Depends(_filters)]
@@ -87,18 +102,39 @@ def _event(engine: Any, event_id: int) -> dict[str, Any]:
     return event
 
 
+def _list_events(cfg: TsadConfig, f: queries.EventFilter) -> tuple[list[dict[str, Any]], bool]:
+    rows, truncated = queries.list_events(_engine(), f)
+    queries.mark_ongoing(rows, {g.name: queries.ongoing_slack(g) for g in cfg.groups})
+    return rows, truncated
+
+
 @app.get("/", response_class=HTMLResponse)
 def events(request: Request, user: Viewer, f: Filters) -> HTMLResponse:
     cfg = config()
-    rows, truncated = queries.list_events(_engine(), f)
+    rows, truncated = _list_events(cfg, f)
     groups = {g.name: list(g.channels) for g in cfg.groups}
     return HTMLResponse(pages.events_page(rows, truncated, f, groups, _airflow_root(request),
                                           auth.DAG_ID))
 
 
+@app.get("/overview", response_class=HTMLResponse)
+def fleet(user: Viewer, start: str | None = None, end: str | None = None) -> HTMLResponse:
+    """The landing page (the nav entry): groups x data days, each cell linking to its events."""
+    engine = _engine()
+    try:
+        first, last = overview.day_range(_day(start, "start"), _day(end, "end"),
+                                         overview.newest_day(engine), date.today())
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    cells = overview.fleet_cells(engine, first, last)
+    configured = [g.name for g in config().groups]
+    groups = configured + sorted({g for g, _ in cells} - set(configured))
+    return HTMLResponse(overview.overview_page(groups, cells, first, last))
+
+
 @app.get("/api/events")
 def events_json(user: Viewer, f: Filters) -> JSONResponse:
-    rows, truncated = queries.list_events(_engine(), f)
+    rows, truncated = _list_events(config(), f)
     return JSONResponse({"events": [_jsonable(r) for r in rows], "truncated": truncated})
 
 
@@ -110,6 +146,7 @@ def event(request: Request, event_id: int, user: Viewer) -> HTMLResponse:
     engine = _engine()
     e = _event(engine, event_id)
     group = next((g for g in cfg.groups if g.name == e["sensor_group"]), None)
+    queries.mark_ongoing([e], {group.name: queries.ongoing_slack(group)} if group else {})
     channels = [t["channel"] for t in e["top_channels_json"] or []]
     sql = (queries.raw_data_sql(group, e["start_ts"], e["end_ts"], channels or list(group.channels))
            if group else f"-- group {e['sensor_group']} is no longer configured")
@@ -141,6 +178,14 @@ def feedback(request: Request, event_id: int, user: Editor,
     return RedirectResponse(str(request.url_for("event", event_id=event_id)), status_code=303)
 
 
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
+def _jsonable(value: Any) -> Any:
+    """A JSON-safe copy: dates as ISO text, and non-finite numbers (an infinite severity: the
+    threshold was 0 or the score overflowed) as null, since JSON has no infinity."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else value
 

@@ -9,8 +9,10 @@ token, else the UI's ``_token`` cookie) and checked with the configured auth man
   (``is_authorized_dag`` PUT: the SimpleAuthManager's USER role and above, not VIEWER).
 
 A browser without a session is sent to Airflow's login page and back; API clients get 401.
-Cookie-authenticated POSTs must come from the same origin (the cookie is SameSite=Lax; this also
-covers browsers that ignore it).
+A POST must come from the same origin unless a bearer token authenticated it (the cookie is
+SameSite=Lax; the check also covers browsers that ignore it). Merely having an ``Authorization``
+header is not enough: browsers add ``Basic`` or ``Negotiate`` credentials by themselves behind
+such proxies, and those requests are still identified by the session cookie.
 """
 
 from __future__ import annotations
@@ -36,13 +38,16 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
-async def _user(request: Request) -> Any:
+async def _user(request: Request) -> tuple[Any, bool]:
+    """The user, and whether a bearer token (not the session cookie) identified them."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
 
-    credentials = await bearer_scheme(request)
+    credentials = await bearer_scheme(request)  # None unless "Bearer <token>"
     try:
-        return await get_user(request, None, credentials)
+        user = await get_user(request, None, credentials)
+        # get_user uses the token whenever it is a bearer one, and raises when it is not valid
+        return user, credentials is not None and credentials.scheme.lower() == "bearer"
     except HTTPException as exc:
         if exc.status_code in (status.HTTP_401_UNAUTHORIZED, status.HTTP_403_FORBIDDEN) \
                 and request.method == "GET" and _wants_html(request):
@@ -58,13 +63,17 @@ def _forbid(user: Any, what: str) -> HTTPException:
 
 async def viewer(request: Request) -> Any:
     """The signed-in user, allowed to read the Anomalies view."""
+    return (await _reader(request))[0]
+
+
+async def _reader(request: Request) -> tuple[Any, bool]:
     from airflow.api_fastapi.app import get_auth_manager
 
-    user = await _user(request)
+    user, by_bearer = await _user(request)
     if not get_auth_manager().is_authorized_custom_view(method="GET", resource_name=RESOURCE,
                                                         user=user):
         raise _forbid(user, "read the Anomalies view")
-    return user
+    return user, by_bearer
 
 
 async def editor(request: Request) -> Any:
@@ -72,12 +81,12 @@ async def editor(request: Request) -> Any:
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 
-    user = await viewer(request)
+    user, by_bearer = await _reader(request)
     manager = get_auth_manager()
     if not (manager.is_authorized_custom_view(method="POST", resource_name=RESOURCE, user=user)
             and manager.is_authorized_dag(method="PUT", details=DagDetails(id=DAG_ID), user=user)):
         raise _forbid(user, f"record verdicts (needs edit rights on DAG {DAG_ID})")
-    if "authorization" not in request.headers:
+    if not by_bearer:  # the session cookie: a browser, which another site can make post
         _same_origin(request)
     return user
 

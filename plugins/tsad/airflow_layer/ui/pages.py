@@ -12,7 +12,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
-from tsad.airflow_layer.ui.queries import EventFilter
+from tsad.airflow_layer.ui.queries import VERDICT_FILTERS, EventFilter
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:16px 20px;
@@ -25,13 +25,21 @@ form.filters{display:flex;flex-wrap:wrap;gap:8px;align-items:end;margin-bottom:1
 form.filters label{display:flex;flex-direction:column;font-size:12px;color:#4a5568}
 input,select,button{font:inherit;padding:3px 6px}
 button{cursor:pointer;border:1px solid #a0aec0;border-radius:4px;background:#fff}
-button.true{border-color:#c53030;color:#c53030}button.false{border-color:#2f855a;color:#2f855a}
+.verdicts{display:flex;flex-wrap:wrap;gap:8px;margin-top:8px}
+button.verdict{display:flex;flex-direction:column;align-items:flex-start;text-align:left;
+max-width:15em;padding:6px 10px;color:#1a202c;background:#f7fafc;border-color:#718096}
+button.verdict:hover{background:#edf2f7}button.verdict span{font-size:12px;color:#4a5568}
+button.verdict.current{border-width:2px;border-color:#2d3748}
 .sev{font-weight:600}.lvl-high{color:#c53030}.lvl-mid{color:#c05621}
 .note{color:#4a5568;font-size:12px}
+tr.event td:first-child{white-space:nowrap}
+.mark{display:inline-block;font-size:11px;font-weight:600;padding:0 5px;border-radius:8px;
+border:1px solid #4a5568;color:#2d3748;background:#fff;margin-left:4px;white-space:nowrap}
+.mark.ongoing{border-style:dashed}.mark.sustained{background:#2d3748;color:#fff}
 .grid{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px}
 pre{background:#f7fafc;border:1px solid #e2e8f0;padding:8px;overflow:auto}
 img.plot{max-width:100%;border:1px solid #e2e8f0}
-.verdict-true_alarm{color:#c53030}.verdict-false_alarm{color:#2f855a}
+.verdict-label{font-weight:600}
 """
 
 
@@ -62,10 +70,21 @@ def _channels(event: dict[str, Any]) -> str:
                      for c in event["top_channels_json"] or []) or "-"
 
 
+#: The verdict buttons, in order: stored label -> (button text, what it tells the team). Neutral
+#: colours all: which answer is "good" depends on the plant, and red/green read backwards to some.
+VERDICTS = {
+    "true_alarm": ("Real fault", "the plant had a problem here"),
+    "false_alarm": ("False alarm", "nothing was wrong; the model should not have flagged this"),
+    "new_operating_point": ("New operating point", "the plant now runs like this on purpose; "
+                                                   "the model should learn it as normal"),
+}
+
+
 def _verdict(label: str | None) -> str:
     if not label:
         return '<span class="note">not reviewed</span>'
-    return f'<span class="verdict-{escape(label)}">{escape(label.replace("_", " "))}</span>'
+    name = VERDICTS[label][0].lower() if label in VERDICTS else label.replace("_", " ")
+    return f'<span class="verdict-label verdict-{escape(label)}">{escape(name)}</span>'
 
 
 def _options(values: Sequence[str], selected: str | None, empty: str) -> str:
@@ -95,7 +114,6 @@ def backfill_hint(start: date, end: date, airflow_root: str, dag_id: str) -> str
 def events_page(rows: list[dict[str, Any]], truncated: bool, f: EventFilter,
                 groups: dict[str, list[str]], airflow_root: str, dag_id: str) -> str:
     channels = sorted({c for g, cs in groups.items() if not f.group or g == f.group for c in cs})
-    verdicts = ["unreviewed", "true_alarm", "false_alarm"]
     form = (
         '<form class="filters" method="get" action="">'
         f'<label>group<select name="group">{_options(sorted(groups), f.group, "all")}'
@@ -107,17 +125,22 @@ def events_page(rows: list[dict[str, Any]], truncated: bool, f: EventFilter,
         f'<label>min severity<input type="number" step="0.5" min="0" name="min_severity" '
         f'value="{"" if f.min_severity is None else f.min_severity}" style="width:6em"></label>'
         f'<label>verdict<select name="verdict">'
-        f'{_options(verdicts, f.verdict, "any")}</select></label>'
+        f'{_options(VERDICT_FILTERS, f.verdict, "any")}</select></label>'
         '<button id="apply" type="submit">Filter</button>'
         '<a href="?" class="note">reset</a></form>')
-    head = ("<tr><th>day</th><th>group</th><th>start (UTC)</th><th>duration</th>"
-            "<th>severity</th><th>top channels</th><th>model</th><th>verdict</th></tr>")
+    head = ("<tr><th>day</th><th>group</th><th>start (UTC)</th><th>end</th><th>peak</th>"
+            "<th>duration</th><th>severity</th><th>top channels</th><th>model</th><th>run</th>"
+            "<th>verdict</th></tr>")
     body = "".join(
         f'<tr class="event" data-event-id="{r["event_id"]}">'
         f'<td>{r["partition_date"]}</td><td>{escape(r["sensor_group"])}</td>'
-        f'<td><a href="events/{r["event_id"]}">{_utc(r["start_ts"])}</a></td>'
+        f'<td class="start"><a href="events/{r["event_id"]}">{_utc(r["start_ts"])}</a>'
+        f'{_sustained(r)}</td>'
+        f'<td class="end">{_clock(r["end_ts"], r["start_ts"])}{_ongoing(r)}</td>'
+        f'<td class="peak">{_clock(r["peak_ts"], r["start_ts"])}</td>'
         f'<td>{_duration(r["duration_seconds"])}</td><td>{_severity(r["severity"])}</td>'
         f'<td>{_channels(r)}</td><td>{escape(r["model_version_id"] or "-")}</td>'
+        f'<td class="run">{_run_link(r, airflow_root, short=True)}</td>'
         f'<td>{_verdict(r["feedback_label"])}</td></tr>' for r in rows)
     summary = (f'<p class="note" id="count">{len(rows)} event{"s" if len(rows) != 1 else ""}'
                f'{" (first 500 shown: narrow the filters)" if truncated else ""}; '
@@ -126,7 +149,8 @@ def events_page(rows: list[dict[str, Any]], truncated: bool, f: EventFilter,
     start, end = f.start or (days[0] if days else None), f.end or (days[-1] if days else None)
     backfill = backfill_hint(start, end, airflow_root, dag_id) if start and end else ""
     table = f'<table id="events">{head}{body}</table>' if rows else "<p>No events match.</p>"
-    return page("Anomalies", f"<h1>Anomalies</h1>{form}{summary}{table}{backfill}")
+    return page("Anomalies", '<p><a id="overview" href="overview">&larr; fleet overview</a></p>'
+                f"<h1>Anomalies</h1>{form}{summary}{table}{backfill}")
 
 
 def event_page(event: dict[str, Any], model: dict[str, Any] | None, history: list[dict[str, Any]],
@@ -134,7 +158,8 @@ def event_page(event: dict[str, Any], model: dict[str, Any] | None, history: lis
     e = event
     facts = [
         ("group", escape(e["sensor_group"])), ("data day", str(e["partition_date"])),
-        ("start (UTC)", _utc(e["start_ts"])), ("end (UTC)", _utc(e["end_ts"])),
+        ("start (UTC)", _utc(e["start_ts"]) + _sustained(e)),
+        ("end (UTC)", _utc(e["end_ts"]) + _ongoing(e)),
         ("peak (UTC)", _utc(e["peak_ts"])), ("duration", _duration(e["duration_seconds"])),
         ("flagged points", str(e["n_points"])),
         ("peak score / threshold", f"{e['peak_score']:.4f} / {e['threshold']:.4f}"),
@@ -146,12 +171,9 @@ def event_page(event: dict[str, Any], model: dict[str, Any] | None, history: lis
     plot = (f'<img class="plot" id="plot" src="{e["event_id"]}/plot.png" '
             f'alt="readings, reconstructions and score around the event">'
             if e["plot_path"] else '<p class="note">No plot was rendered for this event.</p>')
-    buttons = (
-        '<form method="post" action="' + f'{e["event_id"]}/feedback" id="feedback">'
-        '<input type="text" name="note" placeholder="note (optional)" size="40"> '
-        '<button class="true" name="label" value="true_alarm" id="true-alarm">True alarm</button> '
-        '<button class="false" name="label" value="false_alarm" id="false-alarm">False alarm'
-        "</button></form>")
+    buttons = (f'<form method="post" action="{e["event_id"]}/feedback" id="feedback">'
+               '<input type="text" name="note" placeholder="note (optional)" size="40">'
+               f'<div class="verdicts">{_verdict_buttons(e["feedback_label"])}</div></form>')
     past = "".join(f"<li>{_verdict(v['label'])} by {escape(v['created_by'] or '?')} at "
                    f"{_utc(v['created_at'])}{': ' + escape(v['note']) if v['note'] else ''}</li>"
                    for v in history)
@@ -165,11 +187,45 @@ def event_page(event: dict[str, Any], model: dict[str, Any] | None, history: lis
     return page(title, body)
 
 
-def _run_link(e: dict[str, Any], airflow_root: str) -> str:
+def _verdict_buttons(current: str | None) -> str:
+    return "".join(
+        f'<button type="submit" class="verdict{" current" if label == current else ""}" '
+        f'name="label" value="{label}" id="{label.replace("_", "-")}" '
+        f'title="{escape(text)}: {escape(meaning)}">{escape(text)}<span>{escape(meaning)}</span>'
+        "</button>" for label, (text, meaning) in VERDICTS.items())
+
+
+def _run_link(e: dict[str, Any], airflow_root: str, short: bool = False) -> str:
+    """The Airflow run that wrote the event (``short``: its kind, the full id on hover)."""
     if not e.get("dag_id") or not e.get("run_id") or e["dag_id"] == "tsad-cli":
-        return escape(f"{e.get('dag_id')} {e.get('run_id')}")
+        return escape(f"{e.get('dag_id') or '-'} {e.get('run_id') or ''}".strip())
     href = f"{airflow_root}/dags/{quote(e['dag_id'])}/runs/{quote(e['run_id'], safe='')}"
-    return f'<a href="{escape(href)}" target="_top">{escape(e["run_id"])}</a>'
+    text = e["run_id"].split("__", 1)[0] if short and "__" in e["run_id"] else e["run_id"]
+    return (f'<a href="{escape(href)}" target="_top" title="{escape(e["run_id"])}">'
+            f"{escape(text)}</a>")
+
+
+def _clock(ts: datetime | None, start: datetime | None) -> str:
+    """A time in UTC, without the date when it is the start's."""
+    if ts is None:
+        return "-"
+    same_day = start is not None and _utc(ts)[:10] == _utc(start)[:10]
+    return ts.astimezone(timezone.utc).strftime("%H:%M" if same_day else "%m-%d %H:%M")
+
+
+def _ongoing(e: dict[str, Any]) -> str:
+    if not e.get("ongoing"):
+        return ""
+    return (' <span class="mark ongoing" title="still anomalous when the data day ended: the '
+            'next day may go on with it">ongoing</span>')
+
+
+def _sustained(e: dict[str, Any]) -> str:
+    if e.get("kind") != "sustained":
+        return ""
+    since = f" since {e['since_date']}" if e.get("since_date") else ""
+    return (f' <span class="mark sustained" title="the day as a whole moved away from training'
+            f'{escape(since)}">sustained{escape(since)}</span>')
 
 
 def _model(model: dict[str, Any] | None, version_id: str | None) -> str:

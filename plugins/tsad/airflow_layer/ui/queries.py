@@ -10,15 +10,23 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Engine, insert, inspect, select
+from sqlalchemy import Engine, Select, insert, inspect, select
+from sqlalchemy.engine import Dialect
 
 from tsad.config import GroupConfig, TsadConfig
 from tsad.storage.engine import describe
-from tsad.storage.schema import model_version
-from tsad.storage.schema import FEEDBACK_LABELS, anomaly_feedback
+from tsad.storage.schema import (
+    FEEDBACK_LABELS,
+    anomaly_event,
+    anomaly_feedback,
+    detection_run,
+    model_version,
+)
 from tsad.storage.views import create_views, current_events
 
 MAX_ROWS = 500
+#: The ``verdict`` filter's values: the latest verdict's label, or none yet.
+VERDICT_FILTERS = ("unreviewed", *FEEDBACK_LABELS)
 
 
 def records_engine(config: TsadConfig) -> Engine | None:
@@ -40,14 +48,12 @@ class EventFilter:
     start: date | None = None
     end: date | None = None
     min_severity: float | None = None
-    verdict: str | None = None  # true_alarm | false_alarm | unreviewed
+    verdict: str | None = None  # one of VERDICT_FILTERS
 
 
 def list_events(engine: Engine, f: EventFilter) -> tuple[list[dict[str, Any]], bool]:
     """Matching events, worst first; and whether more than :data:`MAX_ROWS` matched."""
-    events = current_events(engine.dialect.name).subquery("ev")
-    c = events.c
-    query = select(events)
+    query, c = _events(engine)
     if f.group:
         query = query.where(c.sensor_group == f.group)
     if f.start:
@@ -69,11 +75,37 @@ def list_events(engine: Engine, f: EventFilter) -> tuple[list[dict[str, Any]], b
     return rows[:MAX_ROWS], len(rows) > MAX_ROWS
 
 
+def mark_ongoing(rows: list[dict[str, Any]], slack: dict[str, timedelta]) -> None:
+    """Set each row's ``ongoing``: the event lasted until the end of its data day, give or take
+    the group's ``slack`` (the last readings no window covers), so the next day may go on with it.
+    """
+    for row in rows:
+        end, day_end = row.get("end_ts"), row.get("data_end")
+        row["ongoing"] = bool(end and day_end
+                              and end >= day_end - slack.get(row["sensor_group"], timedelta(0)))
+
+
+def ongoing_slack(group: GroupConfig) -> timedelta:
+    """How close to the day's end an event must end to count as ongoing: one window stride (the
+    readings after the day's last window start are scored by fewer windows, or none)."""
+    return timedelta(seconds=group.sampling_seconds * max(group.window.stride, 1))
+
+
 def get_event(engine: Engine, event_id: int) -> dict[str, Any] | None:
-    events = current_events(engine.dialect.name).subquery("ev")
+    query, c = _events(engine)
     with engine.connect() as conn:
-        row = conn.execute(select(events).where(events.c.event_id == event_id)).mappings().first()
+        row = conn.execute(query.where(c.event_id == event_id)).mappings().first()
     return dict(row) if row else None
+
+
+def _events(engine: Engine) -> tuple[Select[Any], Any]:
+    """Current events (``v_current_events``) with their kind (transient or sustained) and the end
+    of their run's data day; and the event columns to filter on."""
+    events = current_events(engine.dialect.name).subquery("ev")
+    c, a, r = events.c, anomaly_event.c, detection_run.c
+    return (select(events, a.kind, a.since_date, r.data_end)
+            .select_from(events.join(anomaly_event, a.id == c.event_id)
+                         .join(detection_run, r.id == c.detection_run_id))), c
 
 
 def get_model(engine: Engine, version_id: str | None) -> dict[str, Any] | None:
@@ -109,7 +141,11 @@ def add_verdict(engine: Engine, event: dict[str, Any], label: str, note: str | N
 
 def raw_data_sql(group: GroupConfig, start: datetime, end: datetime,
                  channels: list[str], pad: timedelta = timedelta(hours=1)) -> str:
-    """The SQL that pulls the event's raw readings (padded) from the group's source."""
+    """The SQL that pulls the event's raw readings (padded) from the group's source.
+
+    Identifiers are quoted the way the source's dialect does (a table ``order`` or a column
+    ``user`` are reserved words; mixed case is kept), as tsad's own reads quote them.
+    """
     from zoneinfo import ZoneInfo
 
     src = group.source
@@ -123,20 +159,32 @@ def raw_data_sql(group: GroupConfig, start: datetime, end: datetime,
     if src.kind != "sql":
         return (f"-- group {group.name} reads files, not SQL: {src.path}\n"
                 f"-- (layout {src.layout}) between {lo} and {hi} ({src.timestamps_timezone})")
-    ts = src.timestamp_column
+    q = _source_dialect(src.url, src.conn_id).identifier_preparer.quote
+    ts, table = q(src.timestamp_column), q(src.table or "")
     if src.layout == "long":
+        sensor, value = q(src.sensor_column), q(src.value_column)
         names = ", ".join(_literal(c) for c in channels)
-        return (f"{where}\nSELECT {ts}, {src.sensor_column}, {src.value_column}\n"
-                f"FROM {src.table}\nWHERE {ts} >= '{lo}' AND {ts} < '{hi}'\n"
-                f"  AND {src.sensor_column} IN ({names})\nORDER BY {ts}, {src.sensor_column};")
-    columns = ", ".join(_quoted(c) for c in channels)
-    return (f"{where}\nSELECT {ts}, {columns}\nFROM {src.table}\n"
+        return (f"{where}\nSELECT {ts}, {sensor}, {value}\n"
+                f"FROM {table}\nWHERE {ts} >= '{lo}' AND {ts} < '{hi}'\n"
+                f"  AND {sensor} IN ({names})\nORDER BY {ts}, {sensor};")
+    columns = ", ".join(q(c) for c in channels)
+    return (f"{where}\nSELECT {ts}, {columns}\nFROM {table}\n"
             f"WHERE {ts} >= '{lo}' AND {ts} < '{hi}'\nORDER BY {ts};")
+
+
+def _source_dialect(url: str | None, conn_id: str | None) -> Dialect:
+    """The source's SQLAlchemy dialect (no connection is made); the SQL standard's when the
+    connection cannot be resolved or its dialect is not installed here."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine.default import DefaultDialect
+
+    from tsad.airflow_layer.connections import optional_url
+
+    try:
+        return make_url(optional_url(url, conn_id) or "").get_dialect()()
+    except Exception:  # an unknown connection or driver: the SQL is advice, not run here
+        return DefaultDialect()
 
 
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
