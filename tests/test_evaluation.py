@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +14,10 @@ import yaml
 
 from tsad.cli import main
 from tsad.errors import DataError
-from tsad.evaluation import (Confusion, FileOutput, Protocol, Row, average_precision, confusion,
-                             evaluate_methods, format_markdown, format_table, load_labelled_dir,
-                             merge_rows, read_series, to_json)
+from tsad.evaluation import (Confusion, EventCounts, FileOutput, Protocol, Row, average_precision,
+                             confusion, evaluate_methods, event_counts, format_files_table,
+                             format_markdown, format_table, load_labelled_dir, merge_rows,
+                             read_series, to_json)
 from tsad.evaluation.kinds import add_kinds, by_kind, format_kinds_markdown, read_kinds
 from tsad.evaluation.baselines import FlagAll, PcaT2Q, Persistence
 
@@ -62,6 +64,21 @@ def test_confusion_and_ratios_by_hand() -> None:
     assert c.f1 == pytest.approx(2 / (2 + 1))
     assert (c.far, c.mar) == (pytest.approx(20.0), pytest.approx(100 / 3))
     assert (c + c).tp == 4 and math.isnan(Confusion().f1)
+
+
+def test_event_counts_by_hand() -> None:
+    labels = np.array([0, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 1, 0, 0], bool)
+    # flagged events: [1] overlaps the first label, [3..5] overlaps the second (one flagged row
+    # inside is enough), [9] and [13] overlap nothing; the label at 11 is missed
+    flags = np.array([0, 1, 0, 1, 1, 1, 0, 0, 0, 1, 0, 0, 0, 1], bool)
+    e = event_counts(labels, flags)
+    assert e == EventCounts(labelled=3, found=2, flagged=4, false=2)
+    assert e.missed == 1 and e.f1 == pytest.approx(2 / (2 + (1 + 2) / 2))
+    assert event_counts(labels, labels) == EventCounts(3, 3, 3, 0)
+    assert (e + e).false == 4 and math.isnan(EventCounts().f1)
+    nothing = event_counts(np.zeros(5, bool), np.zeros(5, bool))
+    assert nothing == EventCounts() and math.isnan(nothing.f1)
+    assert event_counts(np.zeros(4, bool), np.ones(4, bool)) == EventCounts(0, 0, 1, 1)
 
 
 def test_average_precision_by_hand() -> None:
@@ -116,6 +133,10 @@ def test_per_file_protocol_sums_counts_over_test_rows(dataset: Path) -> None:
     (row,) = evaluate_methods(files, [FlagAll()], Protocol(train_rows=400))
     assert row.total == Confusion(tp=3 * 120, fp=3 * 180, fn=0, tn=0)
     assert row.auc_pr == pytest.approx(120 / 300)
+    assert [f.name for f in row.files] == ["valve1/0.csv", "valve1/10.csv", "valve2/deep/2.csv"]
+    assert all(f.confusion == Confusion(tp=120, fp=180) and f.train_rows == 400 for f in row.files)
+    # flagging everything is one event per file, and it overlaps that file's labelled segment
+    assert row.events == EventCounts(labelled=3, found=3, flagged=3, false=0)
     with pytest.raises(DataError, match="nothing would be left to score"):
         evaluate_methods(files, [FlagAll()], Protocol(train_rows=700))
 
@@ -137,21 +158,63 @@ def test_train_file_protocol_fits_once_and_scores_every_row(dataset: Path) -> No
     assert len(merged[0].outputs) == 6
 
 
-def test_reports() -> None:
-    frame, labels = plant(600, seed=1, anomaly=slice(450, 550))
-    rows = evaluate_methods([load_series(frame, labels)], [FlagAll(), PcaT2Q()])
+class Pattern:
+    """Flags fixed rows of each scored frame (to check per-file and event figures by hand)."""
+
+    name = "pattern"
+
+    def __init__(self, flagged: dict[int, list[int]]) -> None:
+        self.flagged = flagged  # scored-row count -> flagged rows
+        self.calls = 0
+
+    def fit(self, train: pd.DataFrame) -> Pattern:
+        return self
+
+    def score(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        flags = np.zeros(len(frame), dtype=bool)
+        flags[self.flagged[len(frame)]] = True
+        return flags.astype(float), flags
+
+
+def test_reports_per_file_and_pooled_with_events() -> None:
+    long, long_labels = plant(600, seed=1, anomaly=slice(450, 550))  # 200 scored, label 50..149
+    short, short_labels = plant(500, seed=2, anomaly=slice(420, 440))  # 100 scored, label 20..39
+    files = [load_series(long, long_labels, "long.csv"), load_series(short, short_labels, "s.csv")]
+    # long: one event inside the label (found) and two false ones; short: the label missed
+    pattern = Pattern({200: [10, 11, 60, 61, 62, 190], 100: [80]})
+    rows = evaluate_methods(files, [FlagAll(), pattern])
+    row = rows[1]
+    assert [f.events for f in row.files] == [EventCounts(1, 1, 3, 2), EventCounts(1, 0, 1, 1)]
+    assert row.events == EventCounts(labelled=2, found=1, flagged=4, false=3)
+    assert [f.confusion for f in row.files] == [Confusion(3, 3, 97, 97), Confusion(0, 1, 20, 79)]
+    assert row.total == Confusion(3, 4, 117, 176)
+
     table = format_table(rows, title="t")
-    assert "flag everything" in table and "AUC-PR" in table
-    assert format_markdown(rows).count("\n") == 3
+    assert "flag everything" in table and "AUC-PR" in table and "false ev" in table
+    assert re.search(r"pattern .* 1/2 +3 +0\.333 +2 ", table)  # found/labelled, false, event F1
+    per_file = format_files_table(rows).splitlines()
+    assert per_file[0] == "per file" and len(per_file) == 2 + 2 * 2
+    assert per_file[2].startswith("long.csv  flag everything") and " 1/1 " in per_file[2]
+    assert per_file[3].startswith(" " * len("long.csv") + "  pattern") and " 1/1 " in per_file[3]
+    assert per_file[5].startswith(" " * len("long.csv") + "  pattern") and " 0/1 " in per_file[5]
+    assert format_markdown(rows).count("\n") == 3 and "| 1/2 | 3 |" in format_markdown(rows)
+
     data = json.loads(to_json(rows))
-    assert set(data["rows"][0]) >= {"detector", "f1", "far", "mar", "auc_pr"}
+    assert set(data["rows"][0]) >= {"detector", "f1", "far", "mar", "auc_pr", "events_found",
+                                    "events_missed", "false_events", "event_f1", "per_file"}
     assert data["rows"][0]["far"] == 100.0 and data["rows"][0]["mar"] == 0.0
+    pooled, (first, second) = data["rows"][1], data["rows"][1]["per_file"]
+    assert (pooled["events_found"], pooled["events_missed"], pooled["false_events"]) == (1, 1, 3)
+    assert first["file"] == "long.csv" and first["train_rows"] == 400
+    assert (first["events_found"], first["false_events"], first["tp"]) == (1, 2, 3)
+    assert (second["events_missed"], second["false_events"], second["f1"]) == (1, 1, 0.0)
 
 
-def load_series(frame: pd.DataFrame, labels: np.ndarray):  # type: ignore[no-untyped-def]
+def load_series(frame: pd.DataFrame, labels: np.ndarray,  # type: ignore[no-untyped-def]
+                name: str = "mem"):
     from tsad.evaluation import LabelledSeries
 
-    return LabelledSeries("mem", frame.tz_localize("UTC"), labels)
+    return LabelledSeries(name, frame.tz_localize("UTC"), labels)
 
 
 def test_cli_evaluate_prints_json_with_tsad_first(dataset: Path, tmp_path: Path,
@@ -173,6 +236,10 @@ def test_cli_evaluate_prints_json_with_tsad_first(dataset: Path, tmp_path: Path,
                                                       "persistence x[t]=x[t-1]"]
     assert all(0 <= r["far"] <= 100 and 0 <= r["mar"] <= 100 for r in data["rows"])
     assert data["rows"][0]["files"] == 3
+    per_file = data["rows"][0]["per_file"]
+    assert [f["file"] for f in per_file] == ["valve1/0.csv", "valve1/10.csv", "valve2/deep/2.csv"]
+    assert all(f["events_labelled"] == 1 for f in per_file)
+    assert sum(f["tp"] for f in per_file) == data["rows"][0]["tp"]
 
 
 def test_simulated_dataset_is_labelled_in_skab_format(tmp_path: Path) -> None:

@@ -18,15 +18,19 @@ from tsad.config import DetectorConfig, GroupConfig
 from tsad.evaluation.baselines import FlagAll, PcaT2Q, Persistence
 from tsad.evaluation.datasets import LabelledSeries, load_labelled_dir, read_series
 from tsad.evaluation.methods import DetectorMethod, default_settings
-from tsad.evaluation.metrics import Confusion, average_precision, confusion
-from tsad.evaluation.protocol import (BENCHMARK_TRAIN_ROWS, FileOutput, Protocol, Row,
+from tsad.evaluation.metrics import (Confusion, EventCounts, average_precision, confusion,
+                                    event_counts)
+from tsad.evaluation.protocol import (BENCHMARK_TRAIN_ROWS, FileOutput, FileResult, Protocol, Row,
                                      evaluate_methods)
-from tsad.evaluation.report import format_markdown, format_table, to_json
+from tsad.evaluation.report import (format_files_markdown, format_files_table, format_markdown,
+                                    format_table, to_json)
 
 __all__ = [
-    "Confusion", "DetectorMethod", "FileOutput", "LabelledSeries", "Protocol", "Row", "average_precision",
-    "confusion", "default_settings", "evaluate", "evaluate_methods", "format_markdown",
-    "format_table", "load_labelled_dir", "merge_rows", "read_series", "to_json",
+    "Confusion", "DetectorMethod", "EventCounts", "FileOutput", "FileResult", "LabelledSeries",
+    "Protocol", "Row", "average_precision", "confusion", "default_settings", "evaluate",
+    "evaluate_methods", "event_counts", "format_files_markdown", "format_files_table",
+    "format_markdown", "format_table",
+    "load_labelled_dir", "merge_rows", "read_series", "to_json",
 ]
 
 
@@ -52,8 +56,6 @@ def merge_rows(*tables: Sequence[Row]) -> list[Row]:
         if [r.detector for r in table] != [m.detector for m in merged]:
             raise ValueError("tables to merge must list the same detectors in the same order")
         for m, r in zip(merged, table):
-            m.total += r.total
-            m.auc_prs += r.auc_prs
-            m.seconds += r.seconds
+            m.files += r.files
             m.outputs += r.outputs
     return merged

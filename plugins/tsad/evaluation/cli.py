@@ -8,8 +8,10 @@ from tsad.config import TsadConfig
 
 
 def run_evaluate(config: TsadConfig, args: argparse.Namespace) -> int:
-    """Evaluate and print the table (text, JSON or Markdown); tsad's detector is the first row."""
-    from tsad.evaluation import evaluate, format_markdown, format_table, to_json
+    """Evaluate and print the pooled table and the per-file one (text or Markdown), or both in
+    JSON; tsad's detector is the first row."""
+    from tsad.evaluation import (evaluate, format_files_markdown, format_files_table,
+                                 format_markdown, format_table, to_json)
     from tsad.evaluation.protocol import Protocol
 
     settings = config.group(args.group) if args.group else None
@@ -22,7 +24,8 @@ def run_evaluate(config: TsadConfig, args: argparse.Namespace) -> int:
     if args.format == "json":
         print(to_json(rows, directory=str(args.directory), protocol=protocol))
     elif args.format == "markdown":
-        print(format_markdown(rows))
+        print(format_markdown(rows), format_files_markdown(rows), sep="\n\n")
     else:
-        print(format_table(rows, title=f"{args.directory}: {protocol}"))
+        print(format_table(rows, title=f"{args.directory}: {protocol}"),
+              format_files_table(rows), sep="\n\n")
     return 0

@@ -5,8 +5,9 @@
 - ``train-file`` (deployment style): every detector is fitted once on a normal file (e.g. SKAB's
   ``anomaly-free.csv``) and scores every row of every labelled file.
 
-In both, TP/FP/FN/TN are summed over the scored rows of all files, and AUC-PR is computed per file
-and averaged. No test row and no label is seen before a threshold is fixed.
+In both, each file's figures are kept (``Row.files``) and pooled: TP/FP/FN/TN and event counts
+summed over the scored rows of all files, AUC-PR computed per file and averaged. No test row and
+no label is seen before a threshold is fixed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import pandas as pd
 
 from tsad.errors import DataError
 from tsad.evaluation.datasets import LabelledSeries
-from tsad.evaluation.metrics import Confusion, average_precision, confusion
+from tsad.evaluation.metrics import (Confusion, EventCounts, average_precision, confusion,
+                                     event_counts)
 
 log = logging.getLogger(__name__)
 
@@ -64,27 +66,63 @@ class FileOutput:
     flags: np.ndarray
 
 
+@dataclass(frozen=True)
+class FileResult:
+    """One detector's figures on one file's scored rows."""
+
+    name: str
+    train_rows: int
+    confusion: Confusion
+    events: EventCounts
+    auc_pr: float
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.name, "train_rows": self.train_rows,
+                **_figures(self.confusion, self.events, self.auc_pr),
+                "seconds": round(self.seconds, 2)}
+
+
 @dataclass
 class Row:
-    """One detector's result over all files."""
+    """One detector's result: per file, and pooled over all files (counts summed)."""
 
     detector: str
-    total: Confusion = field(default_factory=Confusion)
-    auc_prs: list[float] = field(default_factory=list)
-    seconds: float = 0.0
+    files: list[FileResult] = field(default_factory=list)
     outputs: list[FileOutput] = field(default_factory=list, repr=False)
+
+    @property
+    def total(self) -> Confusion:
+        return sum((f.confusion for f in self.files), Confusion())
+
+    @property
+    def events(self) -> EventCounts:
+        return sum((f.events for f in self.files), EventCounts())
+
+    @property
+    def auc_prs(self) -> list[float]:
+        return [f.auc_pr for f in self.files]
 
     @property
     def auc_pr(self) -> float:
         finite = [a for a in self.auc_prs if not math.isnan(a)]
         return float(np.mean(finite)) if finite else math.nan
 
+    @property
+    def seconds(self) -> float:
+        return sum(f.seconds for f in self.files)
+
     def to_dict(self) -> dict[str, Any]:
-        c = self.total
-        return {"detector": self.detector, "f1": _round(c.f1), "far": _round(c.far),
-                "mar": _round(c.mar), "auc_pr": _round(self.auc_pr), "tp": c.tp, "fp": c.fp,
-                "fn": c.fn, "tn": c.tn, "files": len(self.auc_prs),
-                "seconds": round(self.seconds, 2)}
+        return {"detector": self.detector, **_figures(self.total, self.events, self.auc_pr),
+                "files": len(self.files), "seconds": round(self.seconds, 2),
+                "per_file": [f.to_dict() for f in self.files]}
+
+
+def _figures(c: Confusion, e: EventCounts, auc_pr: float) -> dict[str, Any]:
+    return {"f1": _round(c.f1), "far": _round(c.far), "mar": _round(c.mar),
+            "auc_pr": _round(auc_pr), "tp": c.tp, "fp": c.fp, "fn": c.fn, "tn": c.tn,
+            "events_labelled": e.labelled, "events_found": e.found, "events_missed": e.missed,
+            "false_events": e.false, "event_f1": _round(e.f1)}
 
 
 def _round(x: float) -> float | None:
@@ -121,10 +159,10 @@ def evaluate_methods(files: Sequence[LabelledSeries], methods: Sequence[Method],
             if protocol.train_file is None or i not in shared:
                 shared[i] = method.fit(train)
             scores, flags = shared[i].score(test)
-            rows[i].seconds += time.perf_counter() - began
-            rows[i].total += confusion(labels, flags)
-            rows[i].auc_prs.append(average_precision(scores, labels))
-            rows[i].outputs.append(FileOutput(series.name, np.asarray(scores, dtype=float),
-                                              np.asarray(flags, dtype=bool)))
+            scores, flags = np.asarray(scores, dtype=float), np.asarray(flags, dtype=bool)
+            rows[i].files.append(FileResult(
+                series.name, len(train), confusion(labels, flags), event_counts(labels, flags),
+                average_precision(scores, labels), time.perf_counter() - began))
+            rows[i].outputs.append(FileOutput(series.name, scores, flags))
         log.info("%s: scored %d rows (%d anomalous)", series.name, len(test), int(labels.sum()))
     return rows
