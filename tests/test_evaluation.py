@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -278,3 +280,83 @@ def test_results_per_kind_by_hand() -> None:
     assert total["spike"].rows == 4 and len(total["spike"].auc_prs) == 4
     table = format_kinds_markdown(["x"], [result])
     assert "| spike | 0.75 / 0.50 |" in table
+
+
+def random_walks(root: Path, files: int = 2, n: int = 600) -> None:
+    """Univariate random walks with a jump: repeating the last reading is the best predictor."""
+    for i in range(files):
+        x = np.cumsum(np.random.default_rng(i).normal(0, 1, n))
+        labels = np.zeros(n, dtype=bool)
+        labels[450:470] = True
+        x[450:470] += 30
+        index = pd.date_range("2020-01-01", periods=n, freq="1s", name="timestamp")
+        write_skab(root / f"walk{i}.csv", pd.DataFrame({"x": x}, index=index), labels)
+
+
+def test_real_training_warnings_name_the_file_and_detector(tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from tsad.config import DetectorConfig, ModelConfig, WindowConfig
+    from tsad.evaluation import evaluate
+
+    monkeypatch.setenv("TSAD_THREADS", "1")
+    random_walks(tmp_path)
+    settings = DetectorConfig(name="walks", channels=["x"], window=WindowConfig(length=8, stride=1),
+                              model=ModelConfig(kind="dense", hidden=4, latent=1, epochs=2))
+    with caplog.at_level(logging.WARNING):
+        evaluate(tmp_path, settings=settings, baselines=False)
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("not below the persistence baseline" in m for m in warned)
+    assert all(m.startswith(("walk0.csv, tsad dense", "walk1.csv, tsad dense")) for m in warned)
+    assert {m.split(",")[0] for m in warned} == {"walk0.csv", "walk1.csv"}
+
+
+class Talkative(FlagAll):
+    """Logs, warns and maybe fails while fitting and scoring."""
+
+    name = "talkative"
+
+    def __init__(self, fail_on: int | None = None) -> None:
+        self.fail_on = fail_on  # raise while scoring a frame of this many rows
+
+    def fit(self, train: pd.DataFrame) -> Talkative:
+        logging.getLogger("tsad.model.training").warning("fit on %d rows: 100%% odd", len(train))
+        warnings.warn("a fitting warning", RuntimeWarning, stacklevel=1)
+        return self
+
+    def score(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        if len(frame) == self.fail_on:
+            raise ValueError("cannot score this")
+        logging.getLogger("tsad.detection").info("scoring")
+        warnings.warn("a scoring warning", UserWarning, stacklevel=1)
+        return super().score(frame)
+
+
+def test_every_log_line_warning_and_error_names_the_file(dataset: Path,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    files = load_labelled_dir(dataset)
+    with caplog.at_level(logging.INFO), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        evaluate_methods(files, [Talkative()], Protocol(train_rows=400))
+    logged = [r.getMessage() for r in caplog.records if r.name != "tsad.evaluation.protocol"]
+    assert logged == [m for f in ("valve1/0.csv", "valve1/10.csv", "valve2/deep/2.csv")
+                      for m in (f"{f}, talkative: fit on 400 rows: 100% odd",
+                                f"{f}, talkative: scoring")]
+    assert [(w.category, str(w.message)) for w in caught] == [
+        (c, f"{f}, talkative: a {what} warning") for f in ("valve1/0.csv", "valve1/10.csv",
+                                                            "valve2/deep/2.csv")
+        for c, what in ((RuntimeWarning, "fitting"), (UserWarning, "scoring"))]
+    assert caught[0].filename == __file__  # the origin is kept, so warning filters still apply
+
+    with pytest.raises(ValueError, match=r"^valve1/0\.csv, talkative: cannot score this$"), \
+            warnings.catch_warnings(record=True):
+        evaluate_methods(files, [Talkative(fail_on=300)], Protocol(train_rows=400))
+    caplog.clear()
+    normal = read_series(dataset / "anomaly-free" / "anomaly-free.csv", require_labels=False)
+    with caplog.at_level(logging.WARNING), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        evaluate_methods(files, [Talkative()], Protocol(train_file=normal))
+    (fitted,) = [r.getMessage() for r in caplog.records]  # fitted once: on the training file
+    assert fitted.startswith(f"{normal.name}, talkative: fit on 1500 rows")
+    logging.getLogger("tsad.model.training").warning("outside")
+    assert caplog.records[-1].getMessage() == "outside"

@@ -7,7 +7,8 @@
 
 In both, each file's figures are kept (``Row.files``) and pooled: TP/FP/FN/TN and event counts
 summed over the scored rows of all files, AUC-PR computed per file and averaged. No test row and
-no label is seen before a threshold is fixed.
+no label is seen before a threshold is fixed. Whatever fitting or scoring logs, warns or raises
+names the file (the training file for a fit on it) and the detector (``context.about``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from tsad.errors import DataError
+from tsad.evaluation.context import about
 from tsad.evaluation.datasets import LabelledSeries
 from tsad.evaluation.metrics import (Confusion, EventCounts, average_precision, confusion,
                                      event_counts)
@@ -153,16 +155,21 @@ def evaluate_methods(files: Sequence[LabelledSeries], methods: Sequence[Method],
     rows = [Row(m.name) for m in methods]
     shared: dict[int, Fitted] = {}
     for series in files:
-        train, test, labels = _split(series, protocol)
+        with about(series.name):
+            train, test, labels = _split(series, protocol)
         for i, method in enumerate(methods):
             began = time.perf_counter()
             if protocol.train_file is None or i not in shared:
-                shared[i] = method.fit(train)
-            scores, flags = shared[i].score(test)
-            scores, flags = np.asarray(scores, dtype=float), np.asarray(flags, dtype=bool)
-            rows[i].files.append(FileResult(
-                series.name, len(train), confusion(labels, flags), event_counts(labels, flags),
-                average_precision(scores, labels), time.perf_counter() - began))
+                trained_on = protocol.train_file.name if protocol.train_file else series.name
+                with about(f"{trained_on}, {method.name}"):  # what fitting says is about its rows
+                    shared[i] = method.fit(train)
+            with about(f"{series.name}, {method.name}"):
+                scores, flags = shared[i].score(test)
+                scores, flags = np.asarray(scores, dtype=float), np.asarray(flags, dtype=bool)
+                rows[i].files.append(FileResult(
+                    series.name, len(train), confusion(labels, flags),
+                    event_counts(labels, flags), average_precision(scores, labels),
+                    time.perf_counter() - began))
             rows[i].outputs.append(FileOutput(series.name, scores, flags))
         log.info("%s: scored %d rows (%d anomalous)", series.name, len(test), int(labels.sum()))
     return rows
