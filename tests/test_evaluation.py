@@ -219,18 +219,23 @@ def load_series(frame: pd.DataFrame, labels: np.ndarray,  # type: ignore[no-unty
     return LabelledSeries(name, frame.tz_localize("UTC"), labels)
 
 
-def test_cli_evaluate_prints_json_with_tsad_first(dataset: Path, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str],
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TSAD_THREADS", "1")
+def quick_config(folder: Path) -> str:
+    """A config file with one small, fast group ``quick``."""
     config = {"groups": [{"name": "quick", "channels": ["unused"],
                           "source": {"kind": "files", "path": "{date}.csv"},
                           "window": {"length": 8, "stride": 1},
                           "model": {"kind": "dense", "hidden": 8, "latent": 2, "epochs": 3},
                           "threshold": {"smoothing_seconds": 5}}]}
-    (tmp_path / "tsad.yaml").write_text(yaml.safe_dump(config))
-    code = main(["--config", str(tmp_path / "tsad.yaml"), "evaluate", str(dataset),
-                 "--group", "quick", "--format", "json"])
+    (folder / "tsad.yaml").write_text(yaml.safe_dump(config))
+    return str(folder / "tsad.yaml")
+
+
+def test_cli_evaluate_prints_json_with_tsad_first(dataset: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TSAD_THREADS", "1")
+    code = main(["--config", quick_config(tmp_path), "evaluate", str(dataset),
+                 "--group", "quick", "--format", "json", "--train-rows", "0.6"])
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     names = [r["detector"] for r in data["rows"]]
@@ -240,7 +245,8 @@ def test_cli_evaluate_prints_json_with_tsad_first(dataset: Path, tmp_path: Path,
     assert data["rows"][0]["files"] == 3
     per_file = data["rows"][0]["per_file"]
     assert [f["file"] for f in per_file] == ["valve1/0.csv", "valve1/10.csv", "valve2/deep/2.csv"]
-    assert all(f["events_labelled"] == 1 for f in per_file)
+    assert all(f["events_labelled"] == 1 and f["train_rows"] == 420 for f in per_file)
+    assert "first 0.6 of its rows" in data["protocol"]
     assert sum(f["tp"] for f in per_file) == data["rows"][0]["tp"]
 
 
@@ -360,3 +366,37 @@ def test_every_log_line_warning_and_error_names_the_file(dataset: Path,
     assert fitted.startswith(f"{normal.name}, talkative: fit on 1500 rows")
     logging.getLogger("tsad.model.training").warning("outside")
     assert caplog.records[-1].getMessage() == "outside"
+
+
+def test_train_rows_as_a_fraction_of_each_file(tmp_path: Path) -> None:
+    from tsad.evaluation.protocol import parse_train_rows
+
+    for i, n in enumerate((600, 1000)):
+        frame, labels = plant(n, seed=i, anomaly=slice(n - 100, n - 50))
+        write_skab(tmp_path / f"{n}.csv", frame, labels)
+    files = load_labelled_dir(tmp_path)
+    (row,) = evaluate_methods(files, [FlagAll()], Protocol(train_rows=0.25))
+    assert [(f.name, f.train_rows) for f in row.files] == [("600.csv", 150), ("1000.csv", 250)]
+    assert row.total.tp + row.total.fp == 450 + 750
+    assert "first 0.25 of its rows (25 %)" in Protocol(train_rows=0.25).describe()
+    assert (parse_train_rows("400"), parse_train_rows("0.15"), parse_train_rows("1e-1")) == \
+        (400, 0.15, 0.1)
+    assert isinstance(parse_train_rows("400"), int)
+    for bad in ("0", "-3", "1.0", "1.5", "400.0", "nan", "inf", "0.0", "abc", ""):
+        with pytest.raises(ValueError, match=r"^--train-rows '.*': expected a row count"):
+            parse_train_rows(bad)
+    with pytest.raises(ValueError, match="train_rows must be"):
+        Protocol(train_rows=True)
+    with pytest.raises(DataError, match=r"600\.csv: 600 rows, a share of 0\.001 .* no row"):
+        evaluate_methods(files, [FlagAll()], Protocol(train_rows=0.001))
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "-0.2", "ten"])
+def test_cli_bad_train_rows_is_one_line_exit_2(dataset: Path, tmp_path: Path, value: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--config", quick_config(tmp_path), "evaluate", str(dataset),
+                 f"--train-rows={value}"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"tsad: error: --train-rows '{value}': expected a row count (an "
+                          "integer >= 1, e.g. 400) or a share of each file's rows")

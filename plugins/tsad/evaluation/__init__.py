@@ -11,6 +11,7 @@ kinds, then the baselines computed in the same run: flag everything, PCA T²+Q, 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,18 +36,20 @@ __all__ = [
 
 
 def evaluate(directory: str | Path, *, settings: GroupConfig | DetectorConfig | None = None,
-             kinds: Sequence[str] = (), train_rows: int = BENCHMARK_TRAIN_ROWS,
+             kinds: Sequence[str] = (), train_rows: int | float = BENCHMARK_TRAIN_ROWS,
              train_file: str | Path | None = None, baselines: bool = True) -> list[Row]:
     """Evaluate tsad (``settings`` or the defaults, plus ``kinds``) and the baselines on every
-    labelled CSV under ``directory``: per file on its first ``train_rows`` rows, or once on the
-    normal ``train_file``."""
+    labelled CSV under ``directory``: per file on its first ``train_rows`` rows (a fraction
+    0 < x < 1: that share of each file's rows), or once on the normal ``train_file``."""
+    protocol = Protocol(train_rows=train_rows)  # a bad train_rows fails before any file is read
     files = load_labelled_dir(directory)
     normal = read_series(train_file, require_labels=False) if train_file is not None else None
     tsad = DetectorMethod(settings)
     methods: list = [tsad] + [tsad.with_kind(k) for k in kinds if k != tsad.settings.model.kind]
     if baselines:
         methods += [FlagAll(), PcaT2Q(), Persistence()]
-    return evaluate_methods(files, methods, Protocol(train_rows=train_rows, train_file=normal))
+    return evaluate_methods(files, methods,
+                            dataclasses.replace(protocol, train_file=normal))
 
 
 def merge_rows(*tables: Sequence[Row]) -> list[Row]:

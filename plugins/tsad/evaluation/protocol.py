@@ -46,16 +46,59 @@ class Method(TypingProtocol):
         """Fit on normal rows only."""
 
 
+TRAIN_ROWS_HELP = ("a row count (an integer >= 1, e.g. 400) or a share of each file's rows (a "
+                   "fraction strictly between 0 and 1, e.g. 0.15)")
+
+
+def parse_train_rows(text: str) -> int | float:
+    """``--train-rows``: ``"400"`` -> 400 rows, ``"0.15"`` -> the first 15 % of each file."""
+    value: int | float
+    try:
+        value = int(text)
+    except ValueError:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+    try:
+        return Protocol(train_rows=value).train_rows
+    except ValueError:
+        raise ValueError(f"--train-rows {text!r}: expected {TRAIN_ROWS_HELP}") from None
+
+
 @dataclass(frozen=True)
 class Protocol:
-    """``train_file`` set: train once on it; otherwise on each file's first ``train_rows`` rows."""
+    """``train_file`` set: train once on it; otherwise on each file's first ``train_rows`` rows,
+    or, when ``train_rows`` is a fraction (0 < x < 1), on that share of each file's rows."""
 
-    train_rows: int = BENCHMARK_TRAIN_ROWS
+    train_rows: int | float = BENCHMARK_TRAIN_ROWS
     train_file: LabelledSeries | None = None
+
+    def __post_init__(self) -> None:
+        rows = self.train_rows
+        if isinstance(rows, bool) or not isinstance(rows, (int, float, np.integer, np.floating)):
+            raise ValueError(f"train_rows must be {TRAIN_ROWS_HELP}, got {rows!r}")
+        if isinstance(rows, (int, np.integer)):
+            if rows < 1:
+                raise ValueError(f"train_rows must be {TRAIN_ROWS_HELP}, got {rows!r}")
+            object.__setattr__(self, "train_rows", int(rows))
+        elif not 0.0 < rows < 1.0:  # NaN fails here too
+            raise ValueError(f"train_rows must be {TRAIN_ROWS_HELP}, got {rows!r}")
+        else:
+            object.__setattr__(self, "train_rows", float(rows))
+
+    def rows_for(self, total: int) -> int:
+        """Training rows of a file with ``total`` rows: the count, or the share rounded down."""
+        if isinstance(self.train_rows, int):
+            return self.train_rows
+        return int(math.floor(self.train_rows * total))
 
     def describe(self) -> str:
         if self.train_file is not None:
             return f"trained on {self.train_file.name}, every row of every labelled file scored"
+        if isinstance(self.train_rows, float):
+            return (f"per file: fitted on the first {self.train_rows:.4g} of its rows "
+                    f"({100 * self.train_rows:.4g} %), the remaining rows scored")
         return f"per file: fitted on the first {self.train_rows} rows, the remaining rows scored"
 
 
@@ -140,10 +183,15 @@ def _split(series: LabelledSeries,
             raise DataError(f"{series.name}: lacks channel(s) {missing} of the training file "
                             f"{protocol.train_file.name}")
         return train, series.frame[list(train.columns)], series.labels
-    n = protocol.train_rows
-    if len(series.frame) <= n:
-        raise DataError(f"{series.name}: {len(series.frame)} rows, the protocol trains on the "
-                        f"first {n}: nothing would be left to score")
+    total = len(series.frame)
+    n = protocol.rows_for(total)
+    if n < 1:
+        raise DataError(f"{series.name}: {total} rows, a share of {protocol.train_rows:g} of them "
+                        f"is no row to train on; give a larger --train-rows")
+    if total <= n:
+        share = "" if isinstance(protocol.train_rows, int) else f" ({protocol.train_rows:g})"
+        raise DataError(f"{series.name}: {total} rows, the protocol trains on the first {n}"
+                        f"{share}: nothing would be left to score")
     return series.frame.iloc[:n], series.frame.iloc[n:], series.labels[n:]
 
 
