@@ -92,6 +92,51 @@ def test_average_precision_by_hand() -> None:
     assert math.isnan(average_precision(np.ones(3), np.zeros(3, bool)))
 
 
+def test_average_precision_matches_scikit_learn_with_ties_nan_and_inf() -> None:
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(12)
+    compared = 0
+    for _ in range(400):
+        n = int(rng.integers(1, 80))
+        y = rng.random(n) < rng.uniform(0.05, 0.6)
+        if not y.any():
+            continue
+        levels = int(rng.integers(1, 6))  # few distinct values: many ties
+        s = rng.integers(0, levels, n).astype(float) if rng.random() < 0.7 else rng.normal(size=n)
+        assert average_precision(s, y) == pytest.approx(average_precision_score(y, s), abs=1e-12)
+        # NaN is the lowest score, all NaNs tied: as if they were one value below every other
+        nan, top = rng.random(n) < 0.25, rng.random(n) < 0.1
+        odd = np.where(nan, np.nan, np.where(top & ~nan, np.inf, s))
+        oracle = np.where(nan, s.min() - 1, np.where(top & ~nan, s.max() + 1, s))
+        assert average_precision(odd, y) == pytest.approx(average_precision_score(y, oracle),
+                                                          abs=1e-12)
+        shuffled = rng.permutation(n)  # ties make no row order luckier than another
+        assert average_precision(odd[shuffled], y[shuffled]) == pytest.approx(
+            average_precision(odd, y), abs=1e-12)
+        compared += 1
+    assert compared > 300
+
+
+def test_average_precision_edge_cases() -> None:
+    from sklearn.metrics import average_precision_score
+
+    y = np.array([0, 1, 0, 1, 1, 0], bool)
+    for constant in (np.full(6, 3.0), np.full(6, np.nan), np.full(6, np.inf)):
+        assert average_precision(constant, y) == 0.5 == average_precision_score(y, np.ones(6))
+    assert average_precision(np.array([np.nan, np.nan, 1.0]), np.array([1, 0, 0], bool)) == \
+        pytest.approx(average_precision_score([1, 0, 0], [0.0, 0.0, 1.0]))  # 1/3, not 1/2 or 1
+    # NaN tied with -inf, both below 0 (NaN ranked below -inf would give the -inf positive 1/2)
+    assert average_precision(np.array([np.nan, -np.inf, 0.0]), np.array([0, 1, 0], bool)) == \
+        pytest.approx(1 / 3)
+    assert math.isnan(average_precision(np.array([0.2, 0.9]), np.zeros(2, bool)))  # documented
+    assert math.isnan(average_precision(np.zeros(0), np.zeros(0, bool)))
+    assert average_precision(np.array([0.3]), np.array([True])) == 1.0
+    assert average_precision(np.array([0.1, np.nan]), np.ones(2, bool)) == 1.0
+    with pytest.raises(ValueError, match="1-D of one length"):
+        average_precision(np.zeros(3), np.zeros(2, bool))
+
+
 def test_loader_finds_labelled_files_at_any_depth_in_natural_order(dataset: Path) -> None:
     files = load_labelled_dir(dataset)
     assert [f.name for f in files] == ["valve1/0.csv", "valve1/10.csv", "valve2/deep/2.csv"]

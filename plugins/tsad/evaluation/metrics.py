@@ -109,10 +109,17 @@ def confusion(labels: np.ndarray, flags: np.ndarray) -> Confusion:
 
 
 def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the precision-recall curve as a step sum (sklearn's ``average_precision``).
+    """Area under the precision-recall curve as a step sum, as scikit-learn's
+    ``average_precision_score`` computes it: AP = sum over thresholds of (R_k - R_k-1) * P_k.
 
-    Tied scores are one threshold (so a constant score gets the positive share, not a lucky
-    order); NaN scores rank lowest. NaN when ``labels`` has no positive.
+    - Ties: one threshold per distinct score (all rows of a tied score are flagged together), so
+      the result does not depend on the order of the rows; a constant score gives the share of
+      positive rows.
+    - NaN scores (e.g. rows without a full window) count as the lowest score: they are tied with
+      each other (and with any -inf score) below every finite score.
+    - +inf and -inf are ordinary scores (ties among each).
+    - No positive label (or no row at all): NaN, which ``Row.auc_pr`` leaves out of the average
+      (scikit-learn returns 0 with a warning there, which would drag an average down).
     """
     s = np.asarray(scores, dtype=float)
     y = np.asarray(labels, dtype=bool)
@@ -125,7 +132,8 @@ def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
     s = np.where(np.isnan(s), -np.inf, s)
     order = np.argsort(-s, kind="stable")
     s, y = s[order], y[order]
-    last_of_tie = np.r_[np.flatnonzero(np.diff(s) != 0), s.size - 1]
+    # the last row of each run of equal scores; comparing (not subtracting) keeps inf == inf a tie
+    last_of_tie = np.r_[np.flatnonzero(s[1:] != s[:-1]), s.size - 1]
     tp = np.cumsum(y)[last_of_tie]
     precision = tp / (last_of_tie + 1)
     recall_step = np.diff(np.r_[0, tp]) / positives
