@@ -21,7 +21,7 @@ from tsad.evaluation import (Confusion, EventCounts, FileOutput, Protocol, Row, 
                              format_markdown, format_table, load_labelled_dir, merge_rows,
                              read_series, to_json)
 from tsad.evaluation.kinds import add_kinds, by_kind, format_kinds_markdown, read_kinds
-from tsad.evaluation.baselines import FlagAll, PcaT2Q, Persistence
+from tsad.evaluation.baselines import FlagAll, PcaT2Q, Persistence, RollingZScore
 
 CHANNELS = ["a", "b", "c"]
 
@@ -284,8 +284,8 @@ def test_cli_evaluate_prints_json_with_tsad_first(dataset: Path, tmp_path: Path,
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     names = [r["detector"] for r in data["rows"]]
-    assert names[0] == "tsad dense (group quick)" and names[1:] == ["flag everything", "PCA T²+Q",
-                                                      "persistence x[t]=x[t-1]"]
+    assert names[0] == "tsad dense (group quick)" and names[1:] == [
+        "flag everything", "PCA T²+Q", "persistence x[t]=x[t-1]", "rolling z-score (events)"]
     assert all(0 <= r["far"] <= 100 and 0 <= r["mar"] <= 100 for r in data["rows"])
     assert data["rows"][0]["files"] == 3
     per_file = data["rows"][0]["per_file"]
@@ -445,3 +445,75 @@ def test_cli_bad_train_rows_is_one_line_exit_2(dataset: Path, tmp_path: Path, va
     assert code == 2 and err.count("\n") == 1
     assert err.startswith(f"tsad: error: --train-rows '{value}': expected a row count (an "
                           "integer >= 1, e.g. 400) or a share of each file's rows")
+
+
+def test_rolling_z_score_window_is_chosen_on_training_rows_per_channel() -> None:
+    from tsad.config import EventConfig
+    from tsad.evaluation.baselines import ROLLING_WINDOWS
+
+    rng = np.random.default_rng(5)
+    n = 2000
+    walk = np.cumsum(rng.normal(0, 1, n))  # its recent past predicts it: a short window
+    steady = 10 + rng.normal(0, 1, n)  # iid around a level: the longest window allowed
+    index = pd.date_range("2021-01-01", periods=n, freq="1min", name="timestamp")
+    frame = pd.DataFrame({"walk": walk, "steady": steady}, index=index)
+    fitted = RollingZScore().fit(frame.iloc[:800])
+    assert fitted.windows[0] <= 20 and fitted.windows[1] == max(w for w in ROLLING_WINDOWS
+                                                                 if w <= 800 // 4)
+    assert fitted.events == EventConfig()
+    # a 30-row level shift of the steady channel (in the test rows) is one event; the walk's
+    # ordinary moves raise (almost) no false event
+    test = frame.iloc[800:].copy()
+    test.iloc[600:630, 1] += 6
+    scores, flags = fitted.score(test)
+    labels = np.zeros(len(test), dtype=bool)
+    labels[600:630] = True
+    assert len(scores) == len(test) and np.isfinite(scores).all()  # continues from training rows
+    events = event_counts(labels, flags)
+    assert events.found == 1 and events.false <= 2
+    assert flags[600:603].all()
+    # the same fit with other test rows: nothing about the test rows went into the fit
+    assert RollingZScore().fit(frame.iloc[:800]).threshold == fitted.threshold
+
+
+def test_rolling_z_score_is_given_the_events_rule() -> None:
+    from tsad.config import EventConfig
+
+    rng = np.random.default_rng(8)
+    x = rng.normal(0, 1, 1200)
+    x[1000] += 12  # one reading: one flagged row
+    frame = pd.DataFrame({"x": x}, index=pd.date_range("2021-01-01", periods=1200, freq="1s"))
+    strict = RollingZScore().fit(frame.iloc[:600])  # tsad's default: events of >= 3 points
+    blips = RollingZScore(EventConfig(min_points=1, merge_gap=0)).fit(frame.iloc[:600])
+    assert not strict.score(frame.iloc[600:])[1][400]
+    assert blips.score(frame.iloc[600:])[1][400]
+    assert strict.score(frame.iloc[600:])[0][400] > 8  # its score still ranks the spike first
+    with pytest.raises(DataError, match="at least 8 training rows"):
+        RollingZScore().fit(frame.iloc[:5])
+
+
+def test_evaluate_lists_the_rolling_z_score_with_tsads_events_rule(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch
+                                                                   ) -> None:
+    import tsad.evaluation
+    from tsad.config import EventConfig, load_config
+
+    monkeypatch.setenv("TSAD_THREADS", "1")
+    random_walks(tmp_path / "data")
+    config = yaml.safe_load(Path(quick_config(tmp_path)).read_text())
+    config["groups"][0]["events"] = {"min_points": 1, "merge_gap": 0}
+    (tmp_path / "tsad.yaml").write_text(yaml.safe_dump(config))
+    group = load_config(tmp_path / "tsad.yaml").group("quick")
+    given: list[EventConfig] = []
+
+    class Spy(RollingZScore):
+        def __init__(self, events: EventConfig | None = None) -> None:
+            given.append(events)
+            super().__init__(events)
+
+    monkeypatch.setattr(tsad.evaluation, "RollingZScore", Spy)
+    rows = tsad.evaluation.evaluate(tmp_path / "data", settings=group)
+    assert given == [group.events] and group.events.min_points == 1
+    assert rows[-1].detector == "rolling z-score (events)"
+    # each jump is one flagged row (the window then holds it): kept by this group's rule only
+    assert rows[-1].events.found == 2

@@ -6,7 +6,8 @@
     print(format_table(rows))
 
 The first row is tsad's default detector (or the given group settings), then any extra network
-kinds, then the baselines computed in the same run: flag everything, PCA T²+Q, persistence.
+kinds, then the baselines computed in the same run: flag everything, PCA T²+Q, persistence and
+a rolling z-score given tsad's events rule.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tsad.config import DetectorConfig, GroupConfig
-from tsad.evaluation.baselines import FlagAll, PcaT2Q, Persistence
+from tsad.evaluation.baselines import FlagAll, PcaT2Q, Persistence, RollingZScore
 from tsad.evaluation.datasets import LabelledSeries, load_labelled_dir, read_series
 from tsad.evaluation.methods import DetectorMethod, default_settings
 from tsad.evaluation.metrics import (Confusion, EventCounts, average_precision, confusion,
@@ -47,7 +48,7 @@ def evaluate(directory: str | Path, *, settings: GroupConfig | DetectorConfig | 
     tsad = DetectorMethod(settings)
     methods: list = [tsad] + [tsad.with_kind(k) for k in kinds if k != tsad.settings.model.kind]
     if baselines:
-        methods += [FlagAll(), PcaT2Q(), Persistence()]
+        methods += [FlagAll(), PcaT2Q(), Persistence(), RollingZScore(tsad.events)]
     return evaluate_methods(files, methods,
                             dataclasses.replace(protocol, train_file=normal))
 
