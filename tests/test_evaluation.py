@@ -291,7 +291,7 @@ def test_cli_evaluate_prints_json_with_tsad_first(dataset: Path, tmp_path: Path,
     per_file = data["rows"][0]["per_file"]
     assert [f["file"] for f in per_file] == ["valve1/0.csv", "valve1/10.csv", "valve2/deep/2.csv"]
     assert all(f["events_labelled"] == 1 and f["train_rows"] == 420 for f in per_file)
-    assert "first 0.6 of its rows" in data["protocol"]
+    assert "first 60 % of its rows" in data["protocol"]
     assert sum(f["tp"] for f in per_file) == data["rows"][0]["tp"]
 
 
@@ -423,7 +423,7 @@ def test_train_rows_as_a_fraction_of_each_file(tmp_path: Path) -> None:
     (row,) = evaluate_methods(files, [FlagAll()], Protocol(train_rows=0.25))
     assert [(f.name, f.train_rows) for f in row.files] == [("600.csv", 150), ("1000.csv", 250)]
     assert row.total.tp + row.total.fp == 450 + 750
-    assert "first 0.25 of its rows (25 %)" in Protocol(train_rows=0.25).describe()
+    assert "first 25 % of its rows" in Protocol(train_rows=0.25).describe()
     assert (parse_train_rows("400"), parse_train_rows("0.15"), parse_train_rows("1e-1")) == \
         (400, 0.15, 0.1)
     assert isinstance(parse_train_rows("400"), int)

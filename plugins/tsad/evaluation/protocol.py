@@ -97,8 +97,8 @@ class Protocol:
         if self.train_file is not None:
             return f"trained on {self.train_file.name}, every row of every labelled file scored"
         if isinstance(self.train_rows, float):
-            return (f"per file: fitted on the first {self.train_rows:.4g} of its rows "
-                    f"({100 * self.train_rows:.4g} %), the remaining rows scored")
+            return (f"per file: fitted on the first {100 * self.train_rows:.4g} % of its rows, "
+                    "the remaining rows scored")
         return f"per file: fitted on the first {self.train_rows} rows, the remaining rows scored"
 
 
