@@ -3,7 +3,7 @@
     tsad simulate --start 2026-11-01 --days 14 --anomaly-day 2026-11-12
     tsad run --day 2026-11-10 [--to 2026-11-13] [--group pumps] [--force-retrain]
     tsad events [--from 2026-11-01] [--to 2026-11-30] [--group pumps]
-    tsad evaluate ../shared/datasets/skab/data [--train-file FILE] [--format json]
+    tsad evaluate DATA_DIR [--train-rows 400|0.15] [--train-file FILE] [--format json]
     tsad db upgrade [--revision head]
 """
 
@@ -68,7 +68,9 @@ def _parser() -> argparse.ArgumentParser:
                     "with an 'anomaly' column")
     ev.add_argument("--train-file", help="train once on this normal file (e.g. anomaly-free.csv) "
                     "instead of on each file's first --train-rows rows")
-    ev.add_argument("--train-rows", type=int, default=400, help="benchmark protocol (default 400)")
+    ev.add_argument("--train-rows", default="400", metavar="N|FRACTION",
+                    help="fit on each file's first N rows, or on that share of them when "
+                         "0 < FRACTION < 1 (default 400: the benchmark protocol)")
     ev.add_argument("--group", help="this configured group's detector settings (default: tsad's)")
     ev.add_argument("--kind", action="append", default=[], help="also evaluate this network kind")
     ev.add_argument("--format", choices=["table", "json", "markdown"], default="table")
