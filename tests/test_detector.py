@@ -114,11 +114,11 @@ def test_per_channel_scope_puts_scores_in_threshold_units() -> None:
     assert average_precision(scores.aggregate, labels) > 0.4
 
 
-def test_drift_is_a_day_mostly_above_threshold(fitted: Detector) -> None:
+def test_a_sustained_departure_is_a_day_mostly_above_threshold(fitted: Detector) -> None:
     shifted = synthetic(600, seed=6) + np.array([15.0, 0.0, 0.0])  # the whole day moved
     aggregate = fitted.score(shifted).aggregate
     check = check_drift(aggregate, fitted.threshold, 0.5)
-    assert check.drift and check.flagged_share > 0.5 and check.message.startswith("drift: retrain")
+    assert check.drift and check.flagged_share > 0.5 and check.message.startswith("sustained departure")
     assert not check_drift(aggregate, fitted.threshold, 1.0).drift
 
 

@@ -10,9 +10,9 @@ scores are the records' as they always were. Several shards merge by this rule
   ``model_version_id`` are the lead shard's;
 - channel scores are divided by their own shard's threshold, so channels of different shards
   compare in units of their own threshold when top channels are picked;
-- a shard whose day drifted (``Detector.check_drift``) is left out of the merge (the run is
-  marked drift and names it; that shard retrains next run), so one drifting subsystem neither
-  floods the day with events nor hides the others'.
+- a shard whose day moved away as a whole (``tsad.detection.drift``) is left out of the merge
+  and gives one sustained event of its own (``tsad.detection.sustained``), so one departing
+  subsystem neither floods the day with events nor hides the others'.
 """
 
 from __future__ import annotations
