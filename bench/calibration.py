@@ -2,6 +2,10 @@
 
     .venv/bin/python bench/calibration.py [--seeds 6 7 8] [--train-days 7] [--test-days 6]
                                           [--strategy quantile --strategy block ...]
+    .venv/bin/python bench/calibration.py --skab ../shared/datasets/skab/data/valve2
+
+With ``--skab DIR``: every strategy with all other settings at their defaults on a SKAB folder
+under the benchmark's protocol (first 400 rows of each file train), as ``tsad evaluate`` does.
 
 For each simulator seed and demo sensor group: one model trained on ``--train-days`` normal
 days, then each threshold strategy calibrated on the same model's held-out rows and applied to
@@ -73,8 +77,11 @@ def main() -> int:
     parser.add_argument("--train-days", type=int, default=7)
     parser.add_argument("--test-days", type=int, default=6)
     parser.add_argument("--strategy", action="append", default=None)
+    parser.add_argument("--skab", default=None, help="a SKAB folder: compare on it instead")
     args = parser.parse_args()
     strategies = args.strategy or ["quantile", "block"]
+    if args.skab:
+        return skab(args.skab, strategies)
     print(f"{'seed':>4} {'group':<8} {'strategy':<9} {'threshold':>9} {'points':>7} "
           f"{'shown':>7} {'events/d':>8} {'x promise':>9}")
     totals: dict[str, list[float]] = {s: [] for s in strategies}
@@ -101,6 +108,19 @@ def main() -> int:
     for strategy, ratios in totals.items():
         print(f"{strategy}: measured / promised point rate, median {np.median(ratios):.2f}, "
               f"worst {max(ratios):.2f}")
+    return 0
+
+
+def skab(folder: str, strategies: list[str]) -> int:
+    """Each strategy, every other setting at its default, under SKAB's protocol."""
+    from tsad.evaluation import (DetectorMethod, Protocol, default_settings, evaluate_methods,
+                                 format_table, load_labelled_dir)
+
+    base = default_settings()
+    methods = [DetectorMethod(dataclasses.replace(base, threshold=from_dict(
+        ThresholdConfig, {**_rule_keys(base.threshold), "strategy": s}, "threshold")),
+        f"tsad {s}") for s in strategies]
+    print(format_table(evaluate_methods(load_labelled_dir(folder), methods, Protocol())))
     return 0
 
 
