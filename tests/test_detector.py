@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from datetime import date
 from pathlib import Path
@@ -308,3 +309,37 @@ def test_a_model_published_by_tsad_0_1_loads_and_scores_as_it_did(tmp_path: Path
     want = np.array([np.nan if v is None else v for v in expected["aggregate"]])
     np.testing.assert_allclose(scores.aggregate, want, rtol=1e-6)
     assert "source" not in detector.config.to_dict()  # nothing of the source is kept
+
+
+def _sine_frame(channels: int, n: int = 3000) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    t = np.arange(n)[:, None]
+    values = np.sin(t / 30 + np.arange(channels)) + 0.1 * rng.normal(size=(n, channels))
+    return pd.DataFrame(values, columns=[f"c{j}" for j in range(channels)],
+                        index=pd.date_range("2026-01-01", periods=n, freq="60s", tz="UTC",
+                                            name="timestamp"))
+
+
+@pytest.mark.parametrize("channels", [1, 50])
+def test_the_default_network_does_not_copy_one_channel_or_fifty(channels: int) -> None:
+    """Issue 12 item 5: the default conv1d's code (8 x 32/4 = 64 numbers) could hold a whole
+    one-channel window; the bottleneck is narrowed, and a model that still copies retrains."""
+    frame = _sine_frame(channels)
+    config = DetectorConfig(name="g", channels=list(frame.columns),
+                            model=ModelConfig(epochs=8 if channels > 1 else 100))
+    detector = Detector.fit(config, frame, checkpoint=False)
+    assert detector.metrics_["copies_input"] is False
+    assert detector.metrics_["latent"] * 8 <= 0.5 * 32 * channels
+    again = Detector.from_state(config, json.loads(json.dumps(detector.state())),
+                                detector.network_.state_dict())
+    np.testing.assert_allclose(again.score(frame).aggregate, detector.score(frame).aggregate)
+
+
+def test_a_model_that_keeps_copying_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tsad.model.detector as detector_module
+
+    monkeypatch.setattr(detector_module, "MAX_SHRINKS", 0)  # no narrower retry allowed
+    frame = _sine_frame(1)
+    with pytest.raises(ModelError, match="copies its input even with model.latent=2.*not "
+                                         "published"):
+        Detector.fit(DetectorConfig(name="g", channels=["c0"]), frame, checkpoint=False)

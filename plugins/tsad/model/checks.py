@@ -56,5 +56,5 @@ def log_checks(group: str, metrics: dict[str, Any]) -> None:
                     "reading", group, metrics["model_error"], metrics["persistence_error"])
     if metrics["copies_input"]:
         log.warning("group %s: the autoencoder reconstructs %.0f%% of injected spikes: it copies "
-                    "its input and will miss anomalies; shrink 'model.latent'", group,
+                    "its input and will miss anomalies", group,
                     100 * (1 - metrics["spike_error_ratio"]))

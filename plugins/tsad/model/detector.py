@@ -34,11 +34,12 @@ import pandas as pd
 import torch
 
 from tsad import fs
-from tsad.config import DetectorConfig
+from tsad.config import DetectorConfig, ModelConfig
 from tsad.errors import DataError, ModelError
 from tsad.model.checks import baseline_checks, log_checks
 from tsad.model.device import resolve_device
-from tsad.model.networks import CrossChannelBlend, autoencoder_of, build_detector_network
+from tsad.model.networks import (CrossChannelBlend, autoencoder_of, bottleneck_latent,
+                                 build_detector_network)
 from tsad.model.scaling import ChannelScaler
 from tsad.model.score_rule import ScoreRule, channel_weights, persistence_factor
 from tsad.model.scoring import Scores, score_series
@@ -50,6 +51,7 @@ from tsad.windows import PointAccumulator, valid_starts, window_starts, window_v
 log = logging.getLogger(__name__)
 
 MIN_WINDOWS = 64
+MAX_SHRINKS = 2  # a model that copies its input is retrained with latent / 2, then / 4
 CONFIG_FILE, WEIGHTS_FILE, STATE_FILE = "config.json", "weights.safetensors", "state.json"
 
 
@@ -90,7 +92,12 @@ class Detector:
             checkpoint: bool = True) -> Detector:
         """Train on ``frame`` (normal data, the config's channels); the rule and the threshold
         on its held-out last rows. ``checkpoint=False`` skips per-epoch checkpoints (short
-        evaluation fits)."""
+        evaluation fits).
+
+        The bottleneck is ``model.latent`` narrowed so the code holds at most half a window
+        (``tsad.model.networks.bottleneck_latent``); a model that still copies its input
+        (``tsad.model.checks``) is retrained with half the latent, twice at most, and a
+        ModelError says so when it keeps copying: a copying model is never returned."""
         device = device or resolve_device()
         length, model_cfg = config.window.length, config.model
         raw = _channel_array(frame, config.channels, "training data")
@@ -103,16 +110,42 @@ class Detector:
             raise DataError(f"group {config.name!r}: only {len(train_starts)} training and "
                             f"{len(val_starts)} validation windows of length {length}; extend "
                             "'training.days' or fix the gaps")
-        torch.manual_seed(model_cfg.seed)
-        network = build_detector_network(model_cfg, len(config.channels), length).to(device)
         key = f"{config.name}:{frame.index[0]}:{frame.index[-1]}" if checkpoint else None
+        latent = bottleneck_latent(model_cfg, len(config.channels), length)
+        for shrinks in range(MAX_SHRINKS + 1):
+            model = replace(model_cfg, latent=latent)
+            detector = cls._fit_network(config, model, scaler, series, split,
+                                        (train_starts, val_starts), frame.index, device, key)
+            detector.metrics_.update(latent=latent, bottleneck_shrinks=shrinks)
+            log_checks(config.name, detector.metrics_)
+            if not detector.metrics_["copies_input"]:
+                return detector
+            if latent == 1 or shrinks == MAX_SHRINKS:
+                break
+            latent = max(1, latent // 2)
+            log.warning("group %s: retraining with a narrower bottleneck (model.latent %d)",
+                        config.name, latent)
+        raise ModelError(
+            f"group {config.name!r}: the {model_cfg.kind} autoencoder copies its input even with "
+            f"model.latent={latent} (it reconstructs {1 - detector.metrics_['spike_error_ratio']:.0%}"
+            " of injected spikes), so it would miss anomalies; not published. Use a longer "
+            "'window.length' or another 'model.kind'")
+
+    @classmethod
+    def _fit_network(cls, config: DetectorConfig, model: ModelConfig, scaler: ChannelScaler,
+                     series: np.ndarray, split: int, starts: tuple[np.ndarray, np.ndarray],
+                     index: pd.Index, device: torch.device, key: str | None) -> Detector:
+        """One training with ``model`` (its latent chosen by ``fit``), calibrated and checked."""
+        length, (train_starts, val_starts) = config.window.length, starts
+        torch.manual_seed(model.seed)
+        network = build_detector_network(model, len(config.channels), length).to(device)
         report = train(autoencoder_of(network), series, train_starts, val_starts, length,
-                       model_cfg, device, checkpoint_key=key)
+                       model, device, checkpoint_key=key)
         network = network.cpu().eval()
         if isinstance(network, CrossChannelBlend):  # trained apart: the autoencoder alone
             network.fit_predictor(series[:split])
         detector = cls(config, scaler, network, make_threshold(config.threshold))
-        raw_errors = detector.calibrate(series, split, pd.DatetimeIndex(frame.index))
+        raw_errors = detector.calibrate(series, split, pd.DatetimeIndex(index))
         model_error = float(np.mean(raw_errors))
         detector.metrics_ = {
             "device": str(device), "epochs_run": report.epochs_run, "best_epoch": report.best_epoch,
@@ -121,9 +154,8 @@ class Detector:
             "n_train_windows": int(len(train_starts)), "n_val_windows": int(len(val_starts)),
             "val_error_median": float(np.median(raw_errors)),
             "persistence_factor": persistence_factor(series[:split]).round(3).tolist(),
-            **baseline_checks(network, series[split:], length, model_cfg.seed, model_error),
+            **baseline_checks(network, series[split:], length, model.seed, model_error),
         }
-        log_checks(config.name, detector.metrics_)
         return detector
 
     def calibrate(self, series: np.ndarray, split: int, timestamps: pd.DatetimeIndex) -> np.ndarray:
@@ -243,6 +275,7 @@ class Detector:
             "channel_thresholds": (None if self.channel_thresholds_ is None
                                    else self.channel_thresholds_.to_dict()),
             "metrics": self.metrics_,
+            "latent": int(self.metrics_.get("latent", self.config.model.latent)),
         }
 
     def save(self, folder: Path) -> list[str]:
@@ -269,10 +302,11 @@ class Detector:
                    weights: dict[str, torch.Tensor]) -> Detector:
         """A detector from its ``state()`` and ``state_dict``; a model saved before score rules
         existed keeps the old rule, one saved before the blend existed has none."""
-        model = config.model
+        model = replace(config.model, latent=int(state.get("latent", config.model.latent)))
         if model.cross_channel > 0 and not any(k.startswith("autoencoder.") for k in weights):
-            config = replace(config, model=replace(model, cross_channel=0.0))
-        network = build_detector_network(config.model, len(config.channels), config.window.length)
+            model = replace(model, cross_channel=0.0)
+            config = replace(config, model=replace(config.model, cross_channel=0.0))
+        network = build_detector_network(model, len(config.channels), config.window.length)
         network.load_state_dict(weights)
         stored = state.get("channel_thresholds")
         return cls(config, ChannelScaler.from_dict(state["scaler"]), network.eval(),

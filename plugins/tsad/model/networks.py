@@ -7,6 +7,8 @@ anomalies as well as normal data. No decoder sees the input except through that 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -15,6 +17,10 @@ from torch import nn
 from tsad.config import ModelConfig
 
 RIDGE = 1e-3  # added to the scaled channels' covariance (unit variances): keeps it invertible
+#: A code holds at most this share of a window's numbers (``bottleneck_latent``): with one
+#: channel the default conv1d code (8 x length/4 = 64 numbers for a 32-value window) could
+#: hold the whole window and copy it.
+CODE_SHARE = 0.5
 
 
 class DenseAutoencoder(nn.Module):
@@ -167,8 +173,22 @@ NETWORKS: dict[str, type[nn.Module]] = {
 }
 
 
+def code_size(kind: str, length: int, latent: int) -> int:
+    """Numbers in one window's code: ``latent``, or ``latent`` per remaining time step after
+    the conv1d encoder's two stride-2 convolutions."""
+    return latent * math.ceil(math.ceil(length / 2) / 2) if kind == "conv1d" else latent
+
+
+def bottleneck_latent(model: ModelConfig, n_channels: int, length: int) -> int:
+    """``model.latent``, shrunk until the code holds at most ``CODE_SHARE`` of a window's
+    ``length x n_channels`` numbers (at least 1)."""
+    limit = int(CODE_SHARE * n_channels * length) // code_size(model.kind, length, 1)
+    return max(1, min(model.latent, limit))
+
+
 def build_network(model: ModelConfig, n_channels: int, length: int) -> nn.Module:
-    """The configured autoencoder for windows of ``length`` steps over ``n_channels`` channels."""
+    """The configured autoencoder for windows of ``length`` steps over ``n_channels`` channels
+    (``model.latent`` is used as given: ``bottleneck_latent`` is the caller's choice)."""
     return NETWORKS[model.kind](n_channels, length, model.hidden, model.latent)
 
 
