@@ -314,12 +314,22 @@ def wait_for(driver: Any, css: str, timeout: float = 20) -> Any:
 def click_and_wait(driver: Any, element: Any, then: str) -> Any:
     """Click something that loads a new page; wait until the old page is gone and ``then`` is."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
     old = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 20).until(ec.staleness_of(old))
+
+    def gone(_: Any) -> bool:
+        # a page that replaced its document while Chromium was asked about the old node
+        # answers "Node ... does not belong to the document": gone, like a stale element
+        try:
+            old.is_enabled()
+        except WebDriverException:
+            return True
+        return False
+
+    WebDriverWait(driver, 20).until(gone)
     return wait_for(driver, then)
 
 

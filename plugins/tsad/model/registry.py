@@ -153,9 +153,25 @@ def version_at(model_path: str | Path) -> ModelVersion:
 
 def select_version(models_dir: str | Path, group: str, day: date,
                    shard: int | None = None) -> ModelVersion | None:
-    """The newest version trained only on days before ``day``: re-runs and backfills stay stable."""
-    usable = [v for v in list_versions(models_dir, group, shard) if v.training_end < day]
+    """The newest version trained only on days before ``day`` and not rejected by its
+    promotion check (``tsad.model.promotion``): re-runs and backfills stay stable."""
+    usable = [v for v in list_versions(models_dir, group, shard)
+              if v.training_end < day and not is_rejected(v)]
     return usable[-1] if usable else None
+
+
+def is_rejected(version: ModelVersion) -> bool:
+    """Whether the version lost its promotion check against the model it would replace."""
+    promotion = (version.manifest.get("metrics") or {}).get("promotion") or {}
+    return promotion.get("promoted") is False
+
+
+def rejected_for(models_dir: str | Path, group: str, day: date,
+                 shard: int | None = None) -> ModelVersion | None:
+    """A version trained for ``day`` and rejected: the day has tried, and keeps its model."""
+    tried = [v for v in list_versions(models_dir, group, shard)
+             if is_rejected(v) and v.manifest.get("trained_for") == day.isoformat()]
+    return tried[-1] if tried else None
 
 
 def retrain_reason(version: ModelVersion | None, config: DetectorConfig,

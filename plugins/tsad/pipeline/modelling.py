@@ -10,6 +10,7 @@ from tsad.config.shards import unit_label
 from tsad.errors import WarmingUp
 from tsad.model import registry
 from tsad.model.detector import Detector
+from tsad.model.promotion import compare
 from tsad.model.registry import ModelVersion
 from tsad.pipeline.context import GroupDay, log, retrying
 from tsad.pipeline.history import training_frame
@@ -42,7 +43,7 @@ def ensure_model(ctx: GroupDay, shard: int | None = None, *,
             return _reused(ctx, shard, current)
         log.info("group %s: training a new model (%s)", ctx.label(shard), reason)
         try:
-            version = _train(ctx, config, shard, since)
+            version = _train(ctx, config, shard, since, current)
         except WarmingUp as exc:
             if current is None:
                 raise
@@ -50,6 +51,9 @@ def ensure_model(ctx: GroupDay, shard: int | None = None, *,
             return _reused(ctx, shard, current)
     retrying(lambda: record_model_version(engine, version_record(version)),
              f"recording model {version.id}")
+    if registry.is_rejected(version) and current is not None:
+        result = _reused(ctx, shard, current)
+        return {**result, "rejected": version.id, "reason": reason}
     return {"model_version_id": version.id, "path": str(version.path), "trained": True,
             "reason": reason}
 
@@ -63,8 +67,14 @@ def _retrain_reason(ctx: GroupDay, config: DetectorConfig, shard: int | None, fo
     if adopted is not None:
         since, why = adopted
         return current, f"sustained departure since {since} {why}: retrain on the new level", since
-    return current, registry.retrain_reason(current, config, ctx.group.training, ctx.day,
-                                            force), None
+    reason = registry.retrain_reason(current, config, ctx.group.training, ctx.day, force)
+    tried = None if force or reason is None else registry.rejected_for(
+        ctx.config.models_dir, ctx.name, ctx.day, shard)
+    if tried is not None and current is not None:  # a re-run keeps the day's decision
+        log.info("group %s: %s was trained for this day and not promoted; keeping %s",
+                 ctx.label(shard), tried.id, current.id)
+        return current, None, None
+    return current, reason, None
 
 
 def _adopted_level(ctx: GroupDay, current: ModelVersion | None) -> tuple[date, str] | None:
@@ -102,11 +112,14 @@ def _reused(ctx: GroupDay, shard: int | None, version: ModelVersion | None) -> d
     return {"model_version_id": version.id, "path": str(version.path), "trained": False}
 
 
-def _train(ctx: GroupDay, config: DetectorConfig, shard: int | None,
-           since: date | None) -> ModelVersion:
+def _train(ctx: GroupDay, config: DetectorConfig, shard: int | None, since: date | None,
+           current: ModelVersion | None) -> ModelVersion:
+    """Fit on the unit's usable history, compare with ``current`` and publish (a rejected
+    candidate is published too, marked so: the registry keeps every attempt)."""
     frame, history = training_frame(ctx, config, since)
     detector = Detector.fit(config, frame)
     detector.metrics_["history"] = history.to_dict()
+    _check_promotion(ctx, detector, frame, current, shard)
     version = registry.publish(ctx.config.models_dir, detector, history.days[0],
                                history.days[-1], ctx.run.run_id, group=ctx.name, shard=shard,
                                trained_for=ctx.day)
@@ -116,6 +129,27 @@ def _train(ctx: GroupDay, config: DetectorConfig, shard: int | None,
              else "", detector.threshold, metrics["model_error"], metrics["persistence_error"],
              "beats persistence" if metrics["beats_persistence"] else "does NOT beat persistence")
     return version
+
+
+def _check_promotion(ctx: GroupDay, candidate: Detector, frame: Any,
+                     current: ModelVersion | None, shard: int | None) -> None:
+    """Compare ``candidate`` with ``current`` on the candidate's held-out rows; the result goes
+    into its metrics (``promotion``). No comparison without a current model on the same
+    channels (a first model, or changed settings)."""
+    if current is None:
+        return
+    try:  # other channels (changed settings) or an unreadable file: nothing to compare with
+        before = registry.load_detector(current, candidate.channels)
+    except Exception as exc:  # noqa: BLE001 - an old model cannot block a new one
+        log.info("group %s: not comparing with %s (%s)", ctx.label(shard), current.id, exc)
+        return
+    split = int(len(frame) * (1 - candidate.config.model.validation_fraction))
+    comparison = compare(candidate, before, frame.iloc[split:])
+    candidate.metrics_["promotion"] = {**comparison.to_dict(), "against": current.id}
+    (log.info if comparison.promoted else log.warning)(
+        "group %s: the new model %s %s: %s", ctx.label(shard),
+        "replaces" if comparison.promoted else "is NOT promoted over", current.id,
+        comparison.reason)
 
 
 def version_record(version: ModelVersion) -> ModelVersionRecord:
@@ -131,4 +165,5 @@ def version_record(version: ModelVersion) -> ModelVersionRecord:
         threshold_strategy=m["threshold_strategy"], threshold=float(m["threshold"]),
         metrics_json=m["metrics"], code_version=m["code_version"],
         created_by_run=m["created_by_run"],
-        created_at=datetime.fromisoformat(m["created_at"]), status="published")
+        created_at=datetime.fromisoformat(m["created_at"]),
+        status="rejected" if registry.is_rejected(version) else "published")
