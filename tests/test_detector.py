@@ -343,3 +343,21 @@ def test_a_model_that_keeps_copying_is_refused(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(ModelError, match="copies its input even with model.latent=2.*not "
                                          "published"):
         Detector.fit(DetectorConfig(name="g", channels=["c0"]), frame, checkpoint=False)
+
+
+def test_a_held_out_part_that_is_all_zeros_gets_a_floor_and_a_warning(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 12 item 1: a constant held-out tail once gave a threshold of ~0, so a quarter of
+    later normal rows were flagged, silently."""
+    rng = np.random.default_rng(0)
+    frame = _sine_frame(1)
+    frame.iloc[2400:, 0] = 0.0  # the held-out fifth: a flat line
+    with caplog.at_level(logging.WARNING, logger="tsad.model.detector"):
+        detector = Detector.fit(DetectorConfig(name="g", channels=["c0"]), frame,
+                                checkpoint=False)
+    assert "['c0'] were constant or reconstructed exactly" in caplog.text
+    assert detector.metrics_["degenerate_channels"] == ["c0"] and detector.threshold > 1.0
+    later = _sine_frame(1).set_axis(frame.index + pd.Timedelta(days=5))
+    later.iloc[:, 0] += 0.02 * rng.normal(size=len(later))
+    flagged = np.nanmean(detector.score(later).aggregate > detector.threshold)
+    assert flagged < 0.02

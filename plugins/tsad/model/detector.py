@@ -41,7 +41,8 @@ from tsad.model.device import resolve_device
 from tsad.model.networks import (CrossChannelBlend, autoencoder_of, bottleneck_latent,
                                  build_detector_network)
 from tsad.model.scaling import ChannelScaler
-from tsad.model.score_rule import ScoreRule, channel_weights, persistence_factor
+from tsad.model.score_rule import (ScoreRule, channel_weights, error_scale,
+                                   persistence_factor)
 from tsad.model.scoring import Scores, score_series
 from tsad.model.thresholds import (ChannelThresholds, FixedThreshold, Threshold, make_threshold,
                                    strategy_class, threshold_from_dict)
@@ -147,7 +148,7 @@ class Detector:
         detector = cls(config, scaler, network, make_threshold(config.threshold))
         raw_errors = detector.calibrate(series, split, pd.DatetimeIndex(index))
         model_error = float(np.mean(raw_errors))
-        detector.metrics_ = {
+        detector.metrics_ |= {
             "device": str(device), "epochs_run": report.epochs_run, "best_epoch": report.best_epoch,
             "train_loss": report.train_losses[report.best_epoch - 1],
             "val_loss": report.best_val_loss, "train_seconds": round(report.seconds, 3),
@@ -166,6 +167,7 @@ class Detector:
                                                    self.config.window.length)
         self.threshold_, self.channel_thresholds_ = make_threshold(cfg), None
         held_raw = self.score_raw(series[split:], timestamps[split:])
+        self._patch_degenerate(held_raw.point_scores, series, split, timestamps)
         raw_errors = held_raw.point_scores[np.isfinite(held_raw.point_scores).all(axis=1)]
         self.weights_ = channel_weights(raw_errors, persistence_factor(series[:split]), split,
                                         rule.normalise, rule.effective_samples)
@@ -180,6 +182,29 @@ class Detector:
         else:
             self.threshold_.fit(rule.narrowed(rule.combine(weighted)))
         return raw_errors
+
+    def _patch_degenerate(self, held: np.ndarray, series: np.ndarray, split: int,
+                          timestamps: pd.DatetimeIndex) -> None:
+        """A channel constant or reconstructed exactly in the held-out rows (its mean error
+        below ``error_scale``'s floor) would be divided by ~0 and get a threshold of ~0, so any
+        later wiggle alarms: its held-out errors are replaced, in place, by its errors on as
+        many training rows just before the held-out part (their floor), with a warning
+        naming it."""
+        normalise = self.rule_.normalise
+        _, degenerate = error_scale(held[np.isfinite(held).all(axis=1)], normalise)
+        if degenerate.size == 0 or normalise == "none":
+            return
+        start = max(0, split - len(held))
+        reference = self.score_raw(series[start:split], timestamps[start:split]).point_scores
+        if len(reference) == 0:
+            return
+        picks = np.arange(len(held)) % len(reference)
+        held[:, degenerate] = reference[picks][:, degenerate]
+        names = [self.channels[j] for j in degenerate]
+        log.warning("group %s: channel(s) %s were constant or reconstructed exactly in the "
+                    "held-out rows; their threshold is calibrated on their errors in the training "
+                    "rows before them instead (a floor), not on ~0", self.name, names)
+        self.metrics_["degenerate_channels"] = names
 
     def _fit_on_smoothed(self, held_raw_points: np.ndarray) -> None:
         """Fit the threshold(s) on held-out scores as the rule scores a day: weighted,

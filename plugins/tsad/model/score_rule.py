@@ -113,12 +113,28 @@ def discount_samples(cfg: ThresholdConfig, seconds: float) -> float:
     return float(cfg.effective_samples) if seconds < cfg.short_range_seconds else 0.0
 
 
+#: A channel's held-out error scale is at least this share of the median channel's, and at
+#: least ``ERROR_FLOOR`` (scaled units squared): a channel that was constant or perfectly
+#: reconstructed in the held-out rows would otherwise be divided by ~0 and flag any later wiggle.
+RELATIVE_FLOOR, ERROR_FLOOR = 0.05, 1e-4
+
+
+def error_scale(errors: np.ndarray, normalise: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each channel's held-out error scale (``normalise``: mean or median; none: 1), floored,
+    and the indices of the channels whose scale was raised to the floor (degenerate)."""
+    if normalise == "none":
+        return np.ones(errors.shape[1]), np.zeros(0, dtype=np.int64)
+    scale = np.mean(errors, axis=0) if normalise == "mean" else np.median(errors, axis=0)
+    scale = np.where(np.isfinite(scale), scale, 0.0)
+    floor = max(ERROR_FLOOR, RELATIVE_FLOOR * float(np.median(scale)) if scale.size else 0.0)
+    degenerate = np.flatnonzero(scale < floor)
+    return np.maximum(scale, floor), degenerate
+
+
 def channel_weights(errors: np.ndarray, persistence: np.ndarray, n_rows: int,
                     normalise: str = "mean", effective_samples: float = 0.0) -> np.ndarray:
     """Step 2: 1 / (error scale x (effective_samples / n_eff)² if n_eff is short)."""
-    scale = np.ones(errors.shape[1])
-    if normalise != "none":
-        scale = np.mean(errors, axis=0) if normalise == "mean" else np.median(errors, axis=0)
+    scale, _ = error_scale(errors, normalise)
     discount = np.ones_like(persistence)
     if effective_samples > 0:
         discount = np.maximum(1.0, effective_samples * 2.0 * persistence / n_rows) ** 2
