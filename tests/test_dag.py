@@ -73,6 +73,16 @@ def test_parse_time_imports_no_torch_or_pandas(path: str) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+def _last_run_duration() -> timedelta:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        run = session.query(DagRun).filter(DagRun.dag_id == "tsad_nightly") \
+            .order_by(DagRun.id.desc()).first()
+        return run.end_date - run.start_date
+
+
 def _rows(db_url: str, table: str) -> list[tuple]:
     engine = sa.create_engine(db_url)
     drop = {"id", "detection_run_id"}
@@ -97,6 +107,7 @@ def test_dag_test_runs_the_nightly_pipeline_and_reruns_identically(
     assert injected
 
     assert run_dag_for_day(day, {"force_retrain": True}) == "success"
+    assert _last_run_duration() < timedelta(minutes=10)  # not "since the logical date"
     db = config.database.url
     first = {t: _rows(db, t) for t in ("anomaly_event", "anomaly_point")}
     runs = _rows(db, "detection_run")
