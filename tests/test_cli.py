@@ -102,3 +102,50 @@ def test_bad_input_exits_2_with_one_line_naming_it(
     assert lines[0].startswith("tsad"), lines[0]
     assert all(n in lines[0] for n in named), lines[0]
     assert captured.out == ""  # never "no events" for a typo
+
+
+def test_init_scaffolds_once_and_keeps_an_edited_config(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from tsad.config import load_config
+
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TSAD_CONFIG", raising=False)
+    monkeypatch.delenv("AIRFLOW__CORE__DAGS_FOLDER", raising=False)
+    config, dag = tmp_path / "home" / "tsad" / "tsad.yaml", tmp_path / "home" / "dags" / "tsad_nightly.py"
+    assert main(["init"]) == 0
+    assert f"written  {config}" in capsys.readouterr().out
+    assert [g.name for g in load_config(config).groups] == ["pumps", "boiler"]
+    assert "nightly_dag()" in dag.read_text()
+    config.write_text(config.read_text() + "\n# edited by the plant\n")
+    assert main(["init"]) == 0
+    assert f"kept     {config}" in capsys.readouterr().out
+    assert config.read_text().endswith("# edited by the plant\n")
+    assert main(["init", "--force"]) == 0
+    assert "edited" not in config.read_text()
+
+
+def test_config_check_tries_every_connection_and_names_what_fails(
+        plant_config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    cfg = ["--config", str(plant_config_file)]
+    assert main([*cfg, "config", "check"]) == 2  # no historian yet
+    out = capsys.readouterr().out
+    assert "ok     config: 2 groups: pumps, boiler" in out
+    assert "FAILED group pumps source:" in out and "historian.db does not exist" in out
+
+    assert main([*cfg, "simulate", "--start", "2026-03-01", "--days", "1"]) == 0
+    assert main([*cfg, "db", "upgrade"]) == 0
+    capsys.readouterr()
+    assert main([*cfg, "config", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "ok     records database:" in out and "schema current" in out
+    assert "ok     group boiler source: table boiler_readings" in out
+
+    data = yaml.safe_load(plant_config_file.read_text())
+    data["groups"][1]["source"]["table"] = "boiler_readingz"
+    data["groups"][0]["alerts"] = {"email_conn_id": "no_such_smtp", "email_to": ["ops@x.example"]}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    assert main(["--config", str(bad), "config", "check"]) == 2
+    out = capsys.readouterr().out
+    assert "FAILED group boiler source: no table 'boiler_readingz'" in out
+    assert "FAILED group pumps email (no_such_smtp):" in out and "no_such_smtp" in out

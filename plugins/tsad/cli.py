@@ -13,6 +13,7 @@ import re
 import sys
 import typing
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
 from tsad.config import TsadConfig, load_config
@@ -33,6 +34,7 @@ examples:
   tsad events --from 2026-11-01 --group pumps --json
   tsad evaluate /data/skab --train-file /data/skab/anomaly-free/anomaly-free.csv
   tsad db upgrade
+  tsad init && tsad config check                  # set up an installed tsad
 
 Days are data days in the site's time zone (site_timezone in the config), written
 YYYY-MM-DD. The config file is --config FILE, else $TSAD_CONFIG, else tsad.yaml.
@@ -84,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         _check_range(args)
+        if getattr(args, "without_config", False):  # init, config check: they load it themselves
+            return int(args.handler(args) or 0)
         config = load_config(args.config)
         return int(args.handler(config, args) or 0)
     except (TsadError, ValueError) as exc:
@@ -189,7 +193,62 @@ def _parser() -> argparse.ArgumentParser:
     upgrade.add_argument("--revision", default="head",
                          help="target schema revision (default: head, the newest)")
     upgrade.set_defaults(handler=_db_upgrade)
+
+    init = _command(sub, "init", "set up tsad next to Airflow: a config file and the DAG file",
+                    "Writes the config (the demo plant, to edit for your sources) to --config, "
+                    "else $TSAD_CONFIG,\nelse $AIRFLOW_HOME/tsad/tsad.yaml, and tsad_nightly.py "
+                    "(a few lines calling tsad's DAG factory)\nto the DAGs folder. Existing "
+                    "files are kept unless --force.")
+    init.add_argument("--dags-folder", type=Path, metavar="DIR",
+                      help="where the DAG file goes (default: $AIRFLOW__CORE__DAGS_FOLDER, else "
+                           "$AIRFLOW_HOME/dags)")
+    init.add_argument("--force", action="store_true",
+                      help="overwrite existing files (an edited config is lost)")
+    init.set_defaults(handler=_init, without_config=True)
+
+    cfg = _command(sub, "config", "validate the config and try what it connects to",
+                   "Nothing is written.")
+    cfg_sub = cfg.add_subparsers(required=True, metavar="ACTION", title="actions")
+    chk = _command(cfg_sub, "check", "validate the config and try each of its connections",
+                   "Loads the config (every key checked), then connects to the records "
+                   "database, each group's\nsource (its table must exist) and the mail "
+                   "servers of the alert routes. One line per item;\nexit status 2 when any "
+                   "failed.")
+    chk.set_defaults(handler=_config_check, without_config=True)
     return parser
+
+
+def _init(args: argparse.Namespace) -> int:
+    import os
+
+    from tsad.config import config_path
+    from tsad.install import scaffold
+
+    chosen = args.config or os.environ.get("TSAD_CONFIG")
+    done = scaffold(Path(chosen) if chosen else None, args.dags_folder, force=args.force)
+    for path, what in done:
+        print(f"{what:<8} {path}" + ("  (exists; --force overwrites it)" if what == "kept" else ""))
+    config = done[0][0].resolve()
+    export = "" if config == config_path().resolve() else \
+        f"  export TSAD_CONFIG={config}   # on every Airflow component\n"
+    print(f"\nnext:\n{export}  tsad config check\n"
+          "  airflow pools set gpu 1 \"tsad training\"   # the pool training waits for")
+    return 0
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    from tsad.config import config_path
+    from tsad.install import check
+
+    checks, _ = check(args.config)
+    print(f"config file: {Path(args.config) if args.config else config_path()}")
+    for item in checks:
+        print(item.line())
+    failed = [c for c in checks if c.problem is not None]
+    if failed:
+        print(f"{args.prog}: {len(failed)} of {len(checks)} checks failed", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _check_groups(config: TsadConfig, names: Sequence[str]) -> None:
