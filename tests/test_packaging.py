@@ -119,3 +119,12 @@ def test_the_wheel_installs_as_an_airflow_extension_and_its_dag_parses(tmp_path:
     assert "tsad" in parsed["plugins"] and parsed["plugin_errors"] == {}
     assert "tsad" in parsed["providers"]
     assert "tsad.airflow_layer.notifiers.PipelineFailureNotifier" in parsed["notifications"]
+
+
+def test_the_packaged_demo_config_is_the_checkouts_tsad_yaml() -> None:
+    """``tsad init`` and an installed tsad's demo defaults are the repository's ``tsad.yaml``
+    (comments aside): one demo plant, not two drifting copies."""
+    import yaml
+
+    packaged = REPO / "plugins" / "tsad" / "templates" / "tsad.yaml"
+    assert yaml.safe_load(packaged.read_text()) == yaml.safe_load((REPO / "tsad.yaml").read_text())
