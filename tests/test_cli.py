@@ -111,7 +111,8 @@ def test_init_scaffolds_once_and_keeps_an_edited_config(
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("TSAD_CONFIG", raising=False)
     monkeypatch.delenv("AIRFLOW__CORE__DAGS_FOLDER", raising=False)
-    config, dag = tmp_path / "home" / "tsad" / "tsad.yaml", tmp_path / "home" / "dags" / "tsad_nightly.py"
+    home = tmp_path / "home"
+    config, dag = home / "tsad" / "tsad.yaml", home / "dags" / "tsad_nightly.py"
     assert main(["init"]) == 0
     assert f"written  {config}" in capsys.readouterr().out
     assert [g.name for g in load_config(config).groups] == ["pumps", "boiler"]
