@@ -1,34 +1,44 @@
-# tsad: `make demo` runs the nightly DAG on embedded defaults; `make test` runs the test suite.
-# Both set themselves up: a virtual environment in .venv with everything installed (pip, so the
-# machine's local CPU wheel of torch is used), and an Airflow home in .airflow.
+# tsad: `make demo` runs the nightly DAG on embedded defaults; `make ui` opens Airflow's UI over
+# it; `make test` runs the test suite. All set themselves up: a virtual environment in .venv
+# (pip, so the machine's local CPU wheel of torch is used) and an Airflow home in .airflow.
+# The demo and the UI need tsad[airflow]; the test extras are installed by `make test` only.
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+TEST_STAMP := $(VENV)/.installed-test-stamp
+# `airflow standalone` starts its components by looking `airflow` up on PATH
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install demo test ui clean
+.PHONY: install install-test demo test ui clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	@echo "installing tsad with Airflow and PyTorch into $(VENV) (about 150 packages, a few minutes the first time)"
+	$(PY) -m pip install --progress-bar on -e '.[airflow]'
 	touch $(STAMP)
 
+$(TEST_STAMP): $(STAMP)
+	@echo "installing the test extras (PostgreSQL driver, S3 stand-in, browser test tools)"
+	$(PY) -m pip install --progress-bar on -e '.[dev]'
+	touch $(TEST_STAMP)
+
 install: $(STAMP)
+
+install-test: $(TEST_STAMP)
 
 demo: install
 	$(PY) -m tsad.airflow_layer.demo
 
-test: install
+test: install-test
 	$(PY) -m pytest -q
 
-# Optional: the Airflow UI on http://localhost:8080 over the demo's set-up (Ctrl-C to stop).
+# The Airflow UI over the demo's set-up: prints the URL and the admin password once every
+# component is healthy (port: TSAD_UI_PORT, default 8080). Ctrl-C stops every Airflow process.
 ui: install
 	$(PY) -m tsad.airflow_layer.demo --setup-only
-	AIRFLOW_HOME=$(CURDIR)/.airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
-	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins AIRFLOW__CORE__LOAD_EXAMPLES=False \
-	AIRFLOW__CORE__PARALLELISM=2 TSAD_CONFIG=$(CURDIR)/tsad.yaml \
-	$(VENV)/bin/airflow standalone
+	$(PY) -m tsad.airflow_layer.standalone
 
 clean:
 	rm -rf data .airflow .pytest_cache

@@ -1,25 +1,14 @@
-"""tsad's Airflow plugin: the "Anomalies" entry in the Airflow UI's navigation.
+"""tsad's Airflow plugin for a source checkout (the plugins folder): the "Anomalies" page.
 
 The only plugin file: ``plugins/.airflowignore`` keeps the ``tsad`` package out of the plugin
 loader (which would otherwise execute every module under ``plugins/`` as a top-level module).
-The page itself is a FastAPI app (``tsad.airflow_layer.ui.app``) that Airflow's API server mounts
-at ``/tsad``; it checks Airflow's authentication itself. Nothing heavy is imported here.
+When tsad is pip-installed, its ``airflow.plugins`` entry point registers the same plugin; this
+file then defines nothing, so Airflow does not report "Plugin 'tsad' already registered".
 """
 
 from __future__ import annotations
 
-from airflow.plugins_manager import AirflowPlugin
+from importlib.metadata import entry_points
 
-from tsad.airflow_layer.ui.app import URL_PREFIX, app
-
-
-class TsadPlugin(AirflowPlugin):
-    name = "tsad"
-    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "tsad anomalies"}]
-    external_views = [{
-        "name": "Anomalies",
-        "href": f"{URL_PREFIX}/overview",  # the fleet overview; the event list is at /
-        "destination": "nav",
-        "url_route": "anomalies",
-        "category": "browse",
-    }]
+if not any(ep.value.startswith("tsad.") for ep in entry_points(group="airflow.plugins")):
+    from tsad.airflow_layer.plugin import TsadPlugin  # noqa: F401  (found by the plugin loader)

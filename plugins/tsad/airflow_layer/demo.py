@@ -54,8 +54,21 @@ def run_dag_for_day(day: date, conf: dict | None = None) -> str:
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
     dag = bag.dags["tsad_nightly"]
     logical = datetime.combine(day + timedelta(days=1), time(1, 30), tzinfo=timezone.utc)
+    started = datetime.now(timezone.utc)
     dag_run = dag.test(logical_date=logical, run_conf=conf or {})
+    _stamp_real_start(dag_run.id, started)
     return str(dag_run.state)
+
+
+def _stamp_real_start(run_pk: int, started: datetime) -> None:
+    """``dag.test()`` records a run's start as its logical date, so the UI shows a demo run of
+    November, run in December, lasting weeks; put the wall-clock start back."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    with create_session() as session:
+        session.execute(update(DagRun).where(DagRun.id == run_pk).values(start_date=started))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,13 +117,27 @@ def print_summary(config, injected) -> None:
                 "" if run["status"] == "ok" else f" {run['status']}"))
         marker = "   <- injected anomalies" if day == ANOMALY_DAY else ""
         print(f"{day!s:<12}" + "".join(f"{c:>12}" for c in counts) + marker)
-    hit = sum(any(e["sensor_group"] == a.group and e["start_ts"] <= a.end and e["end_ts"] >= a.start
-                  for e in events) for a in injected)
-    print(f"\ninjected anomalies overlapped by an event: {hit} of {len(injected)}\n")
+    missed = [a for a in injected
+              if not any(e["sensor_group"] == a.group and e["start_ts"] <= a.end
+                         and e["end_ts"] >= a.start for e in events)]
+    print(f"\ninjected anomalies overlapped by an event: {len(injected) - len(missed)} of "
+          f"{len(injected)}")
+    for a in missed:
+        print(f"  missed: {a.group:<10} {a.start:%Y-%m-%d %H:%M} .. {a.end:%H:%M} UTC  "
+              f"{a.kind:<18} {', '.join(a.channels)}")
+    print()
     print(format_events(events))
     print("\nread them with SQL, e.g.:\n  sqlite3 data/tsad.db \"SELECT sensor_group, start_ts, end_ts, "
           "severity, top_channels_json FROM anomaly_event ORDER BY start_ts\"")
+    print(where_to_look(REPO / ".airflow"))
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def where_to_look(airflow_home: Path, port: int = 8080) -> str:
+    """The closing lines of ``make demo``: how to see these runs and events in Airflow's UI."""
+    from tsad.airflow_layer.standalone import PASSWORDS, admin_password
+
+    password = admin_password(airflow_home)
+    login = (f"user admin, password {password}" if password else
+             f"user admin; `make ui` prints the password (kept in {airflow_home / PASSWORDS})")
+    return (f"\nsee them in Airflow: `make ui`, then http://localhost:{port} ({login});\n"
+            "  the events: Browse -> Anomalies; the runs: Dags -> tsad_nightly")

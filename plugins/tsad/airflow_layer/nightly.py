@@ -12,9 +12,10 @@ earlier task of its group failed (notified once, there); the leaf ``outcome`` th
 
 The run covers the previous day (an explicit daily timetable, not ``@daily``, whose data
 interval is empty in Airflow 3). Every task is idempotent per (group, day), so re-runs and
-backfills from the UI or ``airflow backfill create`` are safe. This file imports neither torch
+backfills from the UI or ``airflow backfill create`` are safe. Permanent errors fail the task
+at once (``tasks.fail_fast``); transient ones use the retries. This file imports neither torch
 nor pandas (nor Kubernetes, unless $TSAD_TRAIN_EXECUTOR_CONFIG is set): the scheduler parses it
-often.
+often. The UI's texts (``doc_md``) are in ``task_docs``, written for operators.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from airflow.sdk import (
 from tsad.airflow_layer.assets import RECORDS
 from tsad.airflow_layer.executor_config import train_executor_config
 from tsad.airflow_layer.notifiers import failure_notifiers
+from tsad.airflow_layer.task_docs import DAG_DOC, TASK_DOCS
 
 LABEL = "{{ sensor_group }}"  # names each mapped task instance after its group (or unit) in the UI
 AFTER_ALL = TriggerRule.ALL_DONE  # a failed group or unit must not stop the others
@@ -51,6 +53,39 @@ def labelled(group: str, shard: int | None = None) -> dict:
     return context
 
 
+def configured_groups() -> tuple[list[str] | None, str]:
+    """The configured group names for the trigger form's pick list, or None and the reason
+    when the config cannot be read here (the DAG still parses; ``list_groups`` then fails,
+    naming the problem, instead of the whole DAG vanishing behind an import error)."""
+    from tsad.config import load_config
+    from tsad.errors import TsadError
+
+    try:
+        return [g.name for g in load_config().groups], ""
+    except (TsadError, OSError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def run_params(groups: list[str] | None) -> dict[str, Param]:
+    """The trigger form: every field optional (``null`` allowed), the groups picked from the
+    configured ones, the data day typed as text in the one format tsad uses (a ``date`` field
+    shows the browser's locale format, e.g. mm/dd/yyyy, beside a description in YYYY-MM-DD)."""
+    pick = {"items": {"type": "string", "enum": groups}, "examples": groups} if groups else \
+        {"items": {"type": "string"}}
+    return {
+        "groups": Param(None, type=["null", "array"], uniqueItems=True, title="Sensor groups",
+                        description="Only these sensor groups; leave empty for all of them.",
+                        **pick),
+        "force_retrain": Param(False, type=["null", "boolean"], title="Force retrain",
+                               description="Train new model versions even if the current "
+                                           "ones are still fresh."),
+        "partition_date": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}-\d{2}$",
+                                title="Data day (YYYY-MM-DD)",
+                                description="Score this day, e.g. 2026-11-08, instead of the "
+                                            "day before the run's date. Leave empty normally."),
+    }
+
+
 def nightly_dag(dag_id: str = "tsad_nightly") -> DAG:
     """Build the nightly DAG. ``dags/tsad_nightly.py`` calls this; the definition lives in the
     package so a pip-installed tsad needs only that one line in the DAGs folder.
@@ -58,13 +93,20 @@ def nightly_dag(dag_id: str = "tsad_nightly") -> DAG:
     The deployment settings are read from the environment here, at every parse, not at import:
     ``TSAD_TRAIN_QUEUE`` / ``TSAD_TRAIN_POOL`` (default ``gpu``), ``TSAD_TRAIN_EXECUTOR_CONFIG``
     (the KubernetesExecutor's pod_override for training), ``TSAD_SCHEDULE`` and
-    ``TSAD_SCHEDULE_TIMEZONE``, ``TSAD_TASK_RETRIES``."""
+    ``TSAD_SCHEDULE_TIMEZONE``, ``TSAD_TASK_RETRIES`` and ``TSAD_TASK_RETRY_DELAY`` (seconds),
+    ``TSAD_OWNER`` (default ``tsad``). The config file ($TSAD_CONFIG) is read for the group
+    names of the trigger form."""
     train_queue = os.environ.get("TSAD_TRAIN_QUEUE", "gpu")
     train_pool = os.environ.get("TSAD_TRAIN_POOL", "gpu")
     train_executor = train_executor_config()  # None unless the variable is set
     schedule = os.environ.get("TSAD_SCHEDULE", "30 1 * * *")
     timezone = os.environ.get("TSAD_SCHEDULE_TIMEZONE", "UTC")
     retries = int(os.environ.get("TSAD_TASK_RETRIES", "2"))
+    retry_delay = timedelta(seconds=float(os.environ.get("TSAD_TASK_RETRY_DELAY", "300")))
+    owner = os.environ.get("TSAD_OWNER", "").strip() or "tsad"
+    groups, unreadable = configured_groups()
+    doc = DAG_DOC if groups else (DAG_DOC + f"\n**The config could not be read when this DAG "
+                                  f"was parsed** ({unreadable}); the run will fail until it can.")
 
     @dag(
         dag_id=dag_id,
@@ -72,35 +114,27 @@ def nightly_dag(dag_id: str = "tsad_nightly") -> DAG:
         start_date=datetime(2026, 1, 1),
         catchup=False,
         max_active_runs=4,
-        default_args={"retries": retries, "retry_delay": timedelta(minutes=5),
+        default_args={"owner": owner, "retries": retries, "retry_delay": retry_delay,
                       "execution_timeout": timedelta(hours=2),
                       "on_failure_callback": failure_notifiers()},
-        params={
-            "force_retrain": Param(False, type="boolean",
-                                   description="Train a new model version even if the current one is fresh."),
-            "groups": Param([], type="array",
-                            description="Only these sensor groups (empty: all configured groups)."),
-            "partition_date": Param(None, type=["null", "string"], format="date",
-                                    description="Override the data day (YYYY-MM-DD); normally derived "
-                                                "from the run's data interval."),
-        },
+        params=run_params(groups),
         tags=["tsad", "anomaly-detection"],
-        doc_md=__doc__,
+        doc_md=doc,
     )
     def tsad_nightly() -> None:
-        @task
+        @task(doc_md=TASK_DOCS["db_upgrade"])
         def db_upgrade() -> dict:
             from tsad.airflow_layer import tasks
 
             return tasks.db_upgrade(get_current_context())
 
-        @task
+        @task(doc_md=TASK_DOCS["list_groups"])
         def list_groups() -> list[str]:
             from tsad.airflow_layer import tasks
 
             return tasks.list_groups(get_current_context())
 
-        @task
+        @task(doc_md=TASK_DOCS["list_units"])
         def list_units(groups: list[str]) -> list[dict]:
             from tsad.airflow_layer import tasks
 
@@ -108,44 +142,40 @@ def nightly_dag(dag_id: str = "tsad_nightly") -> DAG:
 
         @task_group(group_id="sensor_group")
         def per_group(groups: list[str], units: list[dict]) -> None:
-            @task(map_index_template=LABEL)
+            @task(map_index_template=LABEL, doc_md=TASK_DOCS["extract"])
             def extract(group: str) -> dict:
                 from tsad.airflow_layer import tasks
 
                 return tasks.extract(group, labelled(group))
 
             @task(queue=train_queue, pool=train_pool, executor_config=train_executor,
-                  map_index_template=LABEL, trigger_rule=AFTER_ALL)
+                  map_index_template=LABEL, trigger_rule=AFTER_ALL,
+                  doc_md=TASK_DOCS["ensure_model"])
             def ensure_model(group: str, shard: int | None) -> dict:
                 from tsad.airflow_layer import tasks
 
                 return tasks.ensure_model(group, shard, labelled(group, shard))
 
-            @task(map_index_template=LABEL, trigger_rule=AFTER_ALL)
+            @task(map_index_template=LABEL, trigger_rule=AFTER_ALL, doc_md=TASK_DOCS["score"])
             def score(model: dict) -> dict:
                 from tsad.airflow_layer import tasks
 
                 return tasks.score(model, labelled(model["group"], model["shard"]))
 
-            @task(map_index_template=LABEL, outlets=[RECORDS], trigger_rule=AFTER_ALL)
+            @task(map_index_template=LABEL, outlets=[RECORDS], trigger_rule=AFTER_ALL,
+                  doc_md=TASK_DOCS["detect"])
             def detect(group: str) -> dict:
                 from tsad.airflow_layer import tasks
-                from tsad.config import load_config
 
-                context = labelled(group)
-                result = tasks.detect(group, context)
-                day = tasks.run_day(context, load_config())
-                context["outlet_events"][RECORDS].extra = {"sensor_group": group,
-                                                           "partition_date": day.isoformat()}
-                return result
+                return tasks.detect(group, labelled(group))
 
-            @task(map_index_template=LABEL, trigger_rule=AFTER_ALL)
+            @task(map_index_template=LABEL, trigger_rule=AFTER_ALL, doc_md=TASK_DOCS["alert"])
             def alert(group: str) -> dict:
                 from tsad.airflow_layer import tasks
 
                 return tasks.alert(group, labelled(group))
 
-            @task(trigger_rule=TriggerRule.NONE_FAILED)
+            @task(trigger_rule=TriggerRule.NONE_FAILED, doc_md=TASK_DOCS["outcome"])
             def outcome() -> None:
                 """Fails (upstream_failed) when any group's task failed: the tasks above run
                 ``all_done`` and a failed group's later tasks skip, so without this leaf a run
@@ -164,7 +194,5 @@ def nightly_dag(dag_id: str = "tsad_nightly") -> DAG:
         groups = list_groups()
         db_upgrade() >> groups
         per_group(groups, list_units(groups))
-
-
 
     return tsad_nightly()

@@ -37,6 +37,8 @@ def failure_message(context: Any, group: str | None) -> tuple[str, str]:
     where = f" ({group})" if group else ""
     subject = f"[tsad] FAILED {dag_id} {task_id}{where}"
     exc = context.get("exception")
+    if type(exc).__name__ == "AirflowFailException" and exc.__cause__ is not None:
+        exc = exc.__cause__  # tasks.fail_fast's wrapper: report the error in tsad's words
     lines = [
         f"Task {task_id}{where} of DAG {dag_id} failed.",
         f"Run: {run_id}",

@@ -140,12 +140,27 @@ def _expand_env(value: str, path: str) -> str:
 
 # ---------------------------------------------------------------- files and paths
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "tsad.yaml"
+_CHECKOUT = Path(__file__).resolve().parents[3]  # the repository root, in a source checkout
+_TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "tsad.yaml"  # in the wheel too
+# The embedded demo defaults: tsad.yaml of a source checkout, else the packaged copy.
+DEFAULT_CONFIG = _CHECKOUT / "tsad.yaml" if (_CHECKOUT / "pyproject.toml").is_file() else _TEMPLATE
+
+
+def installed_config_path() -> Path:
+    """Where ``tsad init`` puts the config of an installed tsad: ``$AIRFLOW_HOME/tsad/tsad.yaml``
+    (``~/airflow`` when AIRFLOW_HOME is unset, as Airflow itself does)."""
+    home = os.environ.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
+    return Path(home) / "tsad" / "tsad.yaml"
 
 
 def config_path() -> Path:
-    """The config file in force: ``$TSAD_CONFIG``, else ``tsad.yaml`` at the repository root."""
-    return Path(os.environ.get("TSAD_CONFIG", str(DEFAULT_CONFIG)))
+    """The config file in force: ``$TSAD_CONFIG``; else, in a source checkout, its ``tsad.yaml``;
+    else (pip-installed) ``$AIRFLOW_HOME/tsad/tsad.yaml``."""
+    if os.environ.get("TSAD_CONFIG"):
+        return Path(os.environ["TSAD_CONFIG"])
+    if DEFAULT_CONFIG != _TEMPLATE:
+        return DEFAULT_CONFIG
+    return installed_config_path()
 
 
 def load_config(path: str | Path | None = None) -> TsadConfig:
@@ -154,7 +169,8 @@ def load_config(path: str | Path | None = None) -> TsadConfig:
 
     file = Path(path) if path is not None else config_path()
     if not file.is_file():
-        raise ConfigError(f"{file}: config file not found; set TSAD_CONFIG or pass --config")
+        raise ConfigError(f"{file}: config file not found; set TSAD_CONFIG, pass --config, or "
+                          "write one with `tsad init`")
     raw = read_yaml(file)
     try:
         config = from_dict(TsadConfig, raw)

@@ -1,0 +1,1 @@
+"""Files `tsad init` writes (package data, shipped in the wheel)."""
