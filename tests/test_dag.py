@@ -171,3 +171,24 @@ def test_permanent_errors_fail_at_once_and_transient_ones_are_retried(
     tries = _tries(run.run_id)
     assert tries[("sensor_group.extract", "boiler")] == ("failed", 1), tries  # missing table
     assert tries[("sensor_group.extract", "pumps")] == ("failed", 3), tries  # 1 + 2 retries
+
+
+def test_a_fresh_deployment_s_first_night_succeeds_and_records_warming_up(
+        airflow_ready: Path, plant_config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12 item 4: no history yet is not a failure: the run succeeds, the training and
+    scoring tasks are skipped, and each group's day has a 'warming_up' run row saying why."""
+    from tsad.airflow_layer.demo import run_dag_for_day
+    from tsad.config import load_config
+    from tsad.evaluation.simulator import simulate
+
+    monkeypatch.setenv("TSAD_CONFIG", str(plant_config_file))
+    config = load_config(plant_config_file)
+    day = date(2026, 3, 5)
+    simulate(config, day, 1, [], seed=3)  # the source starts on the first day
+    assert run_dag_for_day(day) == "success"
+    engine = sa.create_engine(config.database.url)
+    with engine.connect() as conn:
+        runs = conn.execute(sa.text("SELECT sensor_group, status, message FROM detection_run")).all()
+    engine.dispose()
+    assert sorted((g, s) for g, s, _ in runs) == [("boiler", "warming_up"), ("pumps", "warming_up")]
+    assert all("training.min_days" in m for _, _, m in runs)

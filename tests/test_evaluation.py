@@ -443,7 +443,7 @@ def test_cli_bad_train_rows_is_one_line_exit_2(dataset: Path, tmp_path: Path, va
                  f"--train-rows={value}"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
-    assert err.startswith(f"tsad: error: --train-rows '{value}': expected a row count (an "
+    assert err.startswith(f"tsad evaluate: error: --train-rows '{value}': expected a row count (an "
                           "integer >= 1, e.g. 400) or a share of each file's rows")
 
 
