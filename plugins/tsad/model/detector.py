@@ -42,6 +42,7 @@ from tsad.model.networks import CrossChannelBlend, autoencoder_of, build_detecto
 from tsad.model.scaling import ChannelScaler
 from tsad.model.score_rule import ScoreRule, channel_weights, persistence_factor
 from tsad.model.scoring import Scores, score_series
+from tsad.model.plausibility import ReadingCounts
 from tsad.model.thresholds import (ChannelThresholds, FixedThreshold, Threshold, make_threshold,
                                    strategy_class, threshold_from_dict)
 from tsad.model.training import train
@@ -94,7 +95,9 @@ class Detector:
         device = device or resolve_device()
         length, model_cfg = config.window.length, config.model
         raw = _channel_array(frame, config.channels, "training data")
-        scaler = ChannelScaler.fit(raw)
+        from tsad.model.scaling import fit_training_scaler  # implausible readings masked first
+        scaler, raw, implausible = fit_training_scaler(raw, pd.DatetimeIndex(frame.index),
+                                                       config.channels, config.name)
         series = scaler.transform(raw)
         split = int(len(series) * (1 - model_cfg.validation_fraction))
         starts = valid_starts(series, np.arange(max(len(series) - length + 1, 0)), length)
@@ -123,6 +126,7 @@ class Detector:
             "persistence_factor": persistence_factor(series[:split]).round(3).tolist(),
             **baseline_checks(network, series[split:], length, model_cfg.seed, model_error),
         }
+        detector.metrics_.update(implausible)
         log_checks(config.name, detector.metrics_)
         return detector
 
@@ -186,8 +190,9 @@ class Detector:
     def score(self, frame: pd.DataFrame) -> Scores:
         """Scores of ``frame`` (wide, the config's channels) under the score rule."""
         raw = _channel_array(frame, self.channels, "scored data")
-        return self.postprocess(self.score_raw(self.scaler_.transform(raw),
-                                               pd.DatetimeIndex(frame.index)), inplace=True)
+        counts = ReadingCounts.empty(len(self.channels))
+        scored = self.score_raw(self.scaler_.transform(raw, counts), pd.DatetimeIndex(frame.index))
+        return replace(self.postprocess(scored, inplace=True), readings=counts)
 
     def score_partition(self, path: str | Path, read_rows: int | None = None) -> Scores:
         """``score`` of a Parquet partition, read ``read_rows`` rows at a time: only the outputs
