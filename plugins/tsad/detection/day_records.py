@@ -3,8 +3,8 @@
 What the public tables hold (README, *Tables*): every event and anomalous point carries the
 score, threshold and model version of the unit that leads it, so severity = score / threshold
 holds row by row for sharded groups too. The run's status and message say how much of the day
-could be scored (``tsad.detection.coverage``). ``tsad.pipeline`` writes them in one transaction, then
-removes the partition's plots that the committed rows do not name (``tsad.detection.plots``).
+could be scored (``tsad.detection.coverage``). ``tsad.pipeline`` writes them in one transaction,
+then removes the partition's plots that the committed rows do not name (``tsad.detection.plots``).
 """
 
 from __future__ import annotations

@@ -52,19 +52,11 @@ class ReadingCounts:
     missing: np.ndarray
     implausible: np.ndarray
     first_implausible: np.ndarray
-    rows: int = 0
 
     @classmethod
     def empty(cls, n_channels: int) -> ReadingCounts:
         return cls(np.zeros(n_channels, np.int64), np.zeros(n_channels, np.int64),
                    np.full(n_channels, -1, np.int64))
-
-    def clip(self, scaled: np.ndarray, first_row: int, j: int | None = None) -> None:
-        """Clip ``scaled`` (rows from ``first_row``; one channel ``j``'s column, or all
-        channels ``[rows, c]``) to ``±PLAUSIBLE_Z`` in place, counting what it clipped and
-        what is missing. ``±inf`` (a finite reading that overflowed) is clipped too."""
-        self.rows = max(self.rows, first_row + len(scaled))
-        clip_scaled(scaled, self, first_row, j)
 
     def implausible_by_channel(self, channels: list[str],
                                timestamps: pd.DatetimeIndex) -> dict[str, dict[str, Any]]:
@@ -79,11 +71,13 @@ class ReadingCounts:
 
 def clip_scaled(scaled: np.ndarray, counts: ReadingCounts | None, first_row: int = 0,
                 j: int | None = None) -> None:
-    """``ReadingCounts.clip`` (``counts`` None: clip without counting)."""
+    """Clip ``scaled`` (rows from ``first_row``: one channel ``j``'s column, or all channels
+    ``[rows, c]``) to ``±PLAUSIBLE_Z`` in place, counting into ``counts`` (None: no counts)
+    what it clipped and what is missing. ``±inf`` (a reading that overflowed) is clipped too."""
     with np.errstate(invalid="ignore"):
         over = np.abs(scaled) > PLAUSIBLE_Z  # NaN compares False: missing stays missing
     if counts is not None:
-        axis_missing = np.isnan(scaled).sum(axis=0)
+        axis_missing = np.count_nonzero(np.isnan(scaled), axis=0)
         if j is None:
             counts.missing += axis_missing
         else:

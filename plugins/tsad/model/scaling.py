@@ -50,8 +50,6 @@ class ChannelScaler:
             scaled = (np.asarray(column, dtype=np.float64) - self.mean[j]) / self.scale[j]
             clip_scaled(scaled, counts, first_row, j)
             out[:, j] = scaled
-        if counts is not None:
-            counts.rows = max(counts.rows, first_row + len(out))
 
     def inverse(self, scaled: np.ndarray) -> np.ndarray:
         return scaled * self.scale + self.mean
