@@ -2,8 +2,9 @@
 
 What the public tables hold (README, *Tables*): every event and anomalous point carries the
 score, threshold and model version of the unit that leads it, so severity = score / threshold
-holds row by row for sharded groups too. ``tsad.pipeline`` writes them in one transaction, then
-removes the partition's plots that the committed rows do not name (``tsad.detection.plots``).
+holds row by row for sharded groups too. The run's status and message say how much of the day
+could be scored (``tsad.detection.coverage``). ``tsad.pipeline`` writes them in one transaction,
+then removes the partition's plots that the committed rows do not name (``tsad.detection.plots``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from tsad.config import GroupConfig, TsadConfig
 from tsad.dates import day_bounds
+from tsad.detection.coverage import coverage
 from tsad.detection.events import Event, find_events, flagged_points
 from tsad.detection.merge import Merged
 from tsad.detection.sustained import sustained_event
@@ -57,14 +59,18 @@ def build_records(config: TsadConfig, group: GroupConfig, day: date, merged: Mer
     lead = _day_lead(merged)
     start, end = day_bounds(day, config.site_timezone)
     drift = bool(merged.drifted)
+    covered = coverage(merged.units)
+    status = ("no_data" if covered.status == "no_data" else "sustained" if drift
+              else covered.status)
+    message = "; ".join(m for m in (_run_message(merged, since or day), covered.message) if m)
     run = RunRecord(
         dag_id=dag_id, run_id=run_id, sensor_group=group.name, partition_date=day,
         site_timezone=config.site_timezone, data_start=start, data_end=end,
         model_version_id=lead.model_version_id, threshold=lead.threshold,
         n_rows=len(merged.timestamps), n_windows=sum(u.n_windows for u in merged.units),
         n_anomalous_points=int(len(point_idx)), n_events=len(events) + len(sustained),
-        quality_json=quality, drift=drift, status="sustained" if drift else "ok",
-        message=_run_message(merged, since or day), started_at=started,
+        quality_json={**quality, "implausible_values": covered.implausible_values},
+        drift=drift, status=status, message=message, started_at=started,
         finished_at=datetime.now(timezone.utc))
     plots = _plots(config, group, day, merged, events)
     event_records = []

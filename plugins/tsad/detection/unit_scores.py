@@ -9,7 +9,8 @@ each other's scores:
 
 with ``unit`` = ``all`` (unsharded) or ``s01``, ``s02``, ... Columns: ``timestamp``,
 ``aggregate`` (float64) and ``score:{channel}`` (float32, the processed per-channel scores);
-everything else (model, threshold, drift check, counts) is JSON in the schema metadata. Writes
+everything else (model, threshold, drift check, window counts, missing and implausible readings
+per channel) is JSON in the schema metadata. Writes
 are atomic (a temp file renamed into place; object storage: one PUT), so a re-run replaces a
 file whole, and the writer of the records removes the run's files once they are committed.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,9 @@ class UnitScores:
     drift_message: str
     started_at: datetime
     run_id: str
+    possible_windows: int = 0  # windows of the day's grid, gap-free or not
+    missing: dict[str, int] = field(default_factory=dict)  # NaN readings per channel
+    implausible: dict[str, dict[str, Any]] = field(default_factory=dict)  # clipped (count, first)
 
     @property
     def label(self) -> str:
@@ -105,7 +109,9 @@ def read_scratch(path: fs.Location, what: str) -> UnitScores:
         aggregate=table.column("aggregate").to_numpy(zero_copy_only=False).astype(np.float64),
         point_scores=points, n_windows=int(meta["n_windows"]), drift=bool(meta["drift"]),
         drift_message=str(meta["drift_message"]),
-        started_at=datetime.fromisoformat(meta["started_at"]), run_id=str(meta["run_id"]))
+        started_at=datetime.fromisoformat(meta["started_at"]), run_id=str(meta["run_id"]),
+        possible_windows=int(meta.get("possible_windows", 0)),
+        missing=dict(meta.get("missing", {})), implausible=dict(meta.get("implausible", {})))
 
 
 def remove_scratch(paths: list[fs.Location]) -> None:
@@ -140,7 +146,8 @@ def _to_arrow(scores: UnitScores) -> pa.Table:
             "model_version_id": scores.model_version_id, "model_path": scores.model_path,
             "threshold": scores.threshold, "n_windows": scores.n_windows, "drift": scores.drift,
             "drift_message": scores.drift_message, "started_at": scores.started_at.isoformat(),
-            "run_id": scores.run_id}
+            "run_id": scores.run_id, "possible_windows": scores.possible_windows,
+            "missing": scores.missing, "implausible": scores.implausible}
     table = pa.table(columns)
     return table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
 

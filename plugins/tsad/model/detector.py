@@ -40,10 +40,11 @@ from tsad.model.checks import baseline_checks, log_checks
 from tsad.model.device import resolve_device
 from tsad.model.networks import (CrossChannelBlend, autoencoder_of, bottleneck_latent,
                                  build_detector_network)
-from tsad.model.scaling import ChannelScaler
+from tsad.model.scaling import ChannelScaler, fit_training_scaler
 from tsad.model.score_rule import (ScoreRule, channel_weights, error_scale,
                                    persistence_factor)
 from tsad.model.scoring import Scores, score_series
+from tsad.model.plausibility import ReadingCounts
 from tsad.model.thresholds import (ChannelThresholds, FixedThreshold, Threshold, make_threshold,
                                    strategy_class, threshold_from_dict)
 from tsad.model.training import train
@@ -102,7 +103,8 @@ class Detector:
         device = device or resolve_device()
         length, model_cfg = config.window.length, config.model
         raw = _channel_array(frame, config.channels, "training data")
-        scaler = ChannelScaler.fit(raw)
+        scaler, raw, implausible = fit_training_scaler(raw, pd.DatetimeIndex(frame.index),
+                                                       config.channels, config.name)
         series = scaler.transform(raw)
         split = int(len(series) * (1 - model_cfg.validation_fraction))
         starts = valid_starts(series, np.arange(max(len(series) - length + 1, 0)), length)
@@ -117,7 +119,7 @@ class Detector:
             model = replace(model_cfg, latent=latent)
             detector = cls._fit_network(config, model, scaler, series, split,
                                         (train_starts, val_starts), frame.index, device, key)
-            detector.metrics_.update(latent=latent, bottleneck_shrinks=shrinks)
+            detector.metrics_.update(latent=latent, bottleneck_shrinks=shrinks, **implausible)
             log_checks(config.name, detector.metrics_)
             if not detector.metrics_["copies_input"]:
                 return detector
@@ -243,8 +245,9 @@ class Detector:
     def score(self, frame: pd.DataFrame) -> Scores:
         """Scores of ``frame`` (wide, the config's channels) under the score rule."""
         raw = _channel_array(frame, self.channels, "scored data")
-        return self.postprocess(self.score_raw(self.scaler_.transform(raw),
-                                               pd.DatetimeIndex(frame.index)), inplace=True)
+        counts = ReadingCounts.empty(len(self.channels))
+        scored = self.score_raw(self.scaler_.transform(raw, counts), pd.DatetimeIndex(frame.index))
+        return replace(self.postprocess(scored, inplace=True), readings=counts)
 
     def score_partition(self, path: str | Path, read_rows: int | None = None) -> Scores:
         """``score`` of a Parquet partition, read ``read_rows`` rows at a time: only the outputs

@@ -1,14 +1,19 @@
 """Per-channel standardisation fitted on training data only and stored with the model.
 
 The scaler is part of a model version: scoring new data with a scaler fitted on that data would
-hide exactly the level shifts tsad is meant to find.
+hide exactly the level shifts tsad is meant to find. Readings implausible relative to it are
+clipped when scaled, and masked before it is fitted (``tsad.model.plausibility``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import pandas as pd
+
+from tsad.model.plausibility import ReadingCounts, check_scaler, clip_scaled, mask_implausible
 
 
 @dataclass(frozen=True)
@@ -26,17 +31,25 @@ class ChannelScaler:
         scale = np.where(std > 1e-8 * np.maximum(np.abs(mean), 1.0), std, 1.0)
         return cls(mean=mean.astype(np.float64), scale=scale.astype(np.float64))
 
-    def transform(self, series: np.ndarray) -> np.ndarray:
-        return ((series - self.mean) / self.scale).astype(np.float32)
+    def transform(self, series: np.ndarray, counts: ReadingCounts | None = None,
+                  first_row: int = 0) -> np.ndarray:
+        """Scaled float32 ``series``, clipped to ``±PLAUSIBLE_Z`` (counted into ``counts``,
+        rows from ``first_row``)."""
+        scaled = (np.asarray(series, dtype=np.float64) - self.mean) / self.scale
+        clip_scaled(scaled, counts, first_row)
+        return scaled.astype(np.float32)
 
-    def transform_columns(self, columns: list[np.ndarray], out: np.ndarray) -> None:
+    def transform_columns(self, columns: list[np.ndarray], out: np.ndarray,
+                          counts: ReadingCounts | None = None, first_row: int = 0) -> None:
         """``transform`` of one column per channel, written into ``out [rows, c]`` (float32).
 
         For readers that get a file's data column by column: each column is scaled while it
         is in cache and stored once, instead of stacking, scaling and transposing whole tables.
         """
         for j, column in enumerate(columns):
-            out[:, j] = (column - self.mean[j]) / self.scale[j]
+            scaled = (np.asarray(column, dtype=np.float64) - self.mean[j]) / self.scale[j]
+            clip_scaled(scaled, counts, first_row, j)
+            out[:, j] = scaled
 
     def inverse(self, scaled: np.ndarray) -> np.ndarray:
         return scaled * self.scale + self.mean
@@ -48,3 +61,15 @@ class ChannelScaler:
     def from_dict(cls, data: dict[str, list[float]]) -> ChannelScaler:
         return cls(mean=np.asarray(data["mean"], dtype=np.float64),
                    scale=np.asarray(data["scale"], dtype=np.float64))
+
+
+def fit_training_scaler(raw: np.ndarray, timestamps: pd.DatetimeIndex, channels: list[str],
+                        group: str) -> tuple[ChannelScaler, np.ndarray, dict[str, Any]]:
+    """The scaler of a training range, fitted once its implausible readings are masked
+    (``tsad.model.plausibility.mask_implausible``): ``(scaler, masked raw, what was masked)``.
+    Never a scaler with an infinite or NaN mean or scale (a ModelError names the channel)."""
+    masked, found = mask_implausible(raw, timestamps, channels, group)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaler = ChannelScaler.fit(masked)
+    check_scaler(scaler.mean, scaler.scale, channels, group)
+    return scaler, masked, found

@@ -18,6 +18,7 @@ from torch import nn
 
 from tsad.model.device import use_cpu_threads
 from tsad.model.networks import CrossChannelBlend
+from tsad.model.plausibility import ReadingCounts
 from tsad.windows import coverage_counts, fold_windows, gather_windows, valid_starts, window_starts
 
 BATCH_VALUES = 1 << 21  # values per inference batch (windows x length x channels): ~8 MB float32
@@ -32,6 +33,7 @@ class Scores:
     window_scores: np.ndarray  # [n_windows, n_channels] float32, mean squared error over the window
     point_scores: np.ndarray  # [n_timesteps, n_channels] float32, mean over the covering windows
     aggregate: np.ndarray  # [n_timesteps] float64 mean over channels; NaN where no window covered
+    readings: ReadingCounts | None = None  # missing and clipped readings, when counted
 
     def flags(self, threshold: float) -> np.ndarray:
         with np.errstate(invalid="ignore"):

@@ -25,6 +25,7 @@ from torch import nn
 from tsad import fs
 from tsad.errors import DataError
 from tsad.ingest.partitions import TIMESTAMP
+from tsad.model.plausibility import ReadingCounts
 from tsad.model.scaling import ChannelScaler
 from tsad.model.scoring import Scores, SeriesScorer
 
@@ -34,13 +35,18 @@ READ_BUFFER = 1 << 16  # bytes per column: column chunks are read through buffer
 
 def score_parquet(network: nn.Module, path: str | Path, channels: list[str], length: int,
                   stride: int, scaler: ChannelScaler, read_rows: int = READ_ROWS) -> Scores:
-    """Score the wide Parquet file at ``path``, scaled by the model's ``scaler``."""
+    """Score the wide Parquet file at ``path``, scaled by the model's ``scaler``; the scores
+    carry the counts of missing and clipped readings (``tsad.model.plausibility``)."""
     file = open_partition(path, channels)
     n = file.metadata.num_rows
     scorer = SeriesScorer(network, n, len(channels), length, stride)
-    for first_row, chunk in overlapping_chunks(file, channels, length - 1, scaler, read_rows):
+    counts = ReadingCounts.empty(len(channels))
+    for first_row, chunk in overlapping_chunks(file, channels, length - 1, scaler, read_rows,
+                                               counts):
         scorer.add(first_row, chunk)
-    return scorer.result(read_timestamps(file))
+    scores = scorer.result(read_timestamps(file))
+    scores.readings = counts
+    return scores
 
 
 def open_partition(path: str | Path, channels: list[str]) -> pq.ParquetFile:
@@ -79,9 +85,10 @@ def _open_remote(url: str) -> Any:
 
 
 def overlapping_chunks(file: pq.ParquetFile, channels: list[str], overlap: int,
-                       scaler: ChannelScaler, read_rows: int = READ_ROWS
-                       ) -> Iterator[tuple[int, np.ndarray]]:
-    """``(first_row, scaled [rows, c])`` per record batch, each led by ``overlap`` earlier rows."""
+                       scaler: ChannelScaler, read_rows: int = READ_ROWS,
+                       counts: ReadingCounts | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first_row, scaled [rows, c])`` per record batch, each led by ``overlap`` earlier rows;
+    each reading's scaling counted once into ``counts``."""
     carry = np.empty((0, len(channels)), dtype=np.float32)
     row = 0
     for batch in file.iter_batches(batch_size=read_rows, columns=channels, use_threads=False):
@@ -89,7 +96,7 @@ def overlapping_chunks(file: pq.ParquetFile, channels: list[str], overlap: int,
         chunk[: len(carry)] = carry
         # by name (Arrow keeps the file's column order), scaled column by column into place
         scaler.transform_columns([batch.column(name).to_numpy(zero_copy_only=False)
-                                  for name in channels], chunk[len(carry):])
+                                  for name in channels], chunk[len(carry):], counts, row)
         yield row - len(carry), chunk
         row += batch.num_rows
         carry = chunk[len(chunk) - min(overlap, len(chunk)):].copy()

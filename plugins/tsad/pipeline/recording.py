@@ -38,7 +38,7 @@ def record(ctx: GroupDay) -> dict[str, Any]:
                       f"reading the day before {ctx.label()}") if merged.drifted else None)
     built = build_records(config, ctx.group, ctx.day, merged, ctx.run.dag_id, ctx.run.run_id,
                           started, read_quality(config.data_dir, ctx.name, ctx.day), since)
-    if built.run.drift:
+    if built.run.drift or built.run.status in ("no_data", "partial"):
         log.warning("group %s: %s", ctx.label(), built.run.message)
     shown = engine.url.render_as_string(hide_password=True)
     run_pk = retrying(lambda: write_partition(engine, built.run, built.events, built.points),

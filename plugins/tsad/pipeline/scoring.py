@@ -15,7 +15,9 @@ from tsad.detection.unit_scores import UnitScores, remove_scratch, scratch_path,
 from tsad.errors import DataError, ModelError
 from tsad.ingest.partitions import partition_path
 from tsad.model import registry
+from tsad.model.plausibility import PLAUSIBLE_Z, ReadingCounts
 from tsad.pipeline.context import GroupDay, log, retrying
+from tsad.windows import window_starts
 
 
 def score(ctx: GroupDay, model_path: str, shard: int | None = None) -> dict[str, Any]:
@@ -36,12 +38,23 @@ def score(ctx: GroupDay, model_path: str, shard: int | None = None) -> dict[str,
     started = datetime.now(timezone.utc)
     scores = detector.score_partition(path)
     drift = check_drift(scores.aggregate, detector.threshold, ctx.group.events.drift_share)
+    readings = scores.readings or ReadingCounts.empty(len(detector.channels))
+    implausible = readings.implausible_by_channel(detector.channels, scores.timestamps)
+    for channel, found in implausible.items():
+        log.warning("group %s: %d reading(s) of channel %r more than %g training standard "
+                    "deviations from its training mean (the first at %s) were clipped to that "
+                    "bound: they stay anomalous but cannot swamp the rest of the day; check the "
+                    "source", ctx.label(shard), found["count"], channel, PLAUSIBLE_Z,
+                    found["first"])
+    window = detector.config.window
     unit = UnitScores(
         group=ctx.name, shard=shard, channels=detector.channels, model_version_id=version.id,
         model_path=str(version.path), threshold=detector.threshold, timestamps=scores.timestamps,
         aggregate=scores.aggregate, point_scores=scores.point_scores,
         n_windows=len(scores.window_starts), drift=drift.drift, drift_message=drift.message,
-        started_at=started, run_id=ctx.run.run_id)
+        started_at=started, run_id=ctx.run.run_id,
+        possible_windows=len(window_starts(len(scores.timestamps), window.length, window.stride)),
+        missing=readings.missing_by_channel(detector.channels), implausible=implausible)
     retrying(lambda: write_scratch(unit, out), f"writing the scores of {ctx.label(shard)}")
     log.info("group %s: scored %d rows with %s (%d windows) -> %s", ctx.label(shard),
              len(unit.timestamps), unit.model_version_id, unit.n_windows, out)
