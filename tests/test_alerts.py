@@ -263,7 +263,7 @@ def smtp_servers(tmp_path: Path) -> Iterator[dict[str, tuple[Inbox, int]]]:
 def smtp_conn(port: int, **extra: Any) -> dict[str, Any]:
     """An smtp connection as Airflow stores it (``AIRFLOW_CONN_*`` JSON)."""
     return {"conn_type": "smtp", "host": "127.0.0.1", "port": port,
-            "extra": {"from_email": "tsad@plant.example", "retry_limit": 0, "timeout": 2,
+            "extra": {"from_email": "tsad@plant.example", "retry_limit": 0, "timeout": 1,
                       "ssl_context": "none", **extra}}
 
 

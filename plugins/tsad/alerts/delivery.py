@@ -196,14 +196,20 @@ def env_connection(conn_id: str) -> dict[str, Any] | None:
 
 def _from_uri(uri: str) -> dict[str, Any]:
     """Airflow's connection URI: ``type://login:password@host:port/schema?extra=...``, where a
-    host with its own protocol is written ``type://http://host``, values JSON-decoded."""
+    host with its own protocol is written ``type://http://login:password@host``, extras'
+    values JSON-decoded (``airflow.models.connection.Connection._parse_from_uri``)."""
     scheme, rest = uri.split("://", 1) if "://" in uri else ("", uri)
     protocol = None
     if "://" in rest:
         protocol, rest = rest.split("://", 1)
+        if "@" in protocol or ":" in protocol or "://" in rest:
+            raise AlertError(f"connection URI of type {scheme!r} is not valid: a host with a "
+                             "protocol is written type://protocol://login:password@host")
     parts = urllib.parse.urlsplit("//" + rest)
     unquote = urllib.parse.unquote
-    host = unquote(parts.hostname or "") or None
+    host = unquote(parts.hostname or "")
+    if "/" in host:  # an encoded path in the host: keep it as written
+        host = unquote(parts.netloc.rsplit("@", 1)[-1].split(":", 1)[0])
     query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
     if "__extra__" in query:
         extra: Any = json.loads(query["__extra__"])
@@ -211,8 +217,8 @@ def _from_uri(uri: str) -> dict[str, Any]:
         extra = {k: _json_or_text(v) for k, v in query.items()}
     return {"conn_type": scheme.replace("-", "_"),
             "host": f"{protocol}://{host}" if protocol and host else host,
-            "login": unquote(parts.username) if parts.username else None,
-            "password": unquote(parts.password) if parts.password else None,
+            "login": unquote(parts.username) if parts.username else parts.username,
+            "password": unquote(parts.password) if parts.password else parts.password,
             "port": parts.port, "schema": unquote(parts.path[1:]) or None, "extra": extra}
 
 

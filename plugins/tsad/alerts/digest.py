@@ -10,6 +10,7 @@ saying nothing: their plots are the event pages and, for Slack, published image 
 
 from __future__ import annotations
 
+import email.policy
 import html
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -28,6 +29,9 @@ EVENT_PAGE = "/tsad/events/{event_id}"  # the UI's event page (tsad.airflow_laye
 MAX_PLOTS = 10  # plots shown inline in one email, most severe events first
 SLACK_SECTION_LIMIT = 3000  # characters in one Slack section block
 SLACK_MAX_IMAGES = 5  # image blocks per post; the rest are on the event pages
+# Python's folding at 78 characters splits a subject starting with "[tsad]" right after
+# "Subject:", which some clients show as a leading blank; RFC 5322 allows lines up to 998.
+HEADER_POLICY = email.policy.default.clone(max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -175,7 +179,7 @@ def email_message(subject: str, text: str, html_body: str, recipients: Sequence[
     image by its Content-ID); ``From`` is left to the sender, which knows the connection."""
     if not recipients:
         raise ValueError("an email needs at least one recipient")
-    msg = EmailMessage()
+    msg = EmailMessage(policy=HEADER_POLICY)
     msg["Subject"] = subject
     msg["To"] = ", ".join(recipients)
     msg["Date"] = formatdate(localtime=True)
