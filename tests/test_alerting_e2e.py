@@ -286,7 +286,8 @@ def test_the_event_link_is_the_ui_event_route() -> None:
     from tsad.airflow_layer.ui.app import URL_PREFIX, app
     from tsad.alerts import EVENT_PAGE
 
-    routes = {URL_PREFIX + route.path for route in app.routes if "GET" in getattr(route, "methods", ())}
+    routes = {URL_PREFIX + route.path for route in app.routes
+              if "GET" in getattr(route, "methods", ())}
     assert EVENT_PAGE in routes
 
 

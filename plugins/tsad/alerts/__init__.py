@@ -1,4 +1,5 @@
-"""Anomaly alerts: which events (``routing``), the message (``digest``), sending it (``delivery``)."""
+"""Anomaly alerts: which events (``routing``), the message (``digest``), sending it
+(``delivery``)."""
 
 from tsad.alerts.delivery import (AlertError, Mailer, Poster, SmtpMailer, SmtpSettings,
                                   Transports, WebhookPoster, env_connection, env_transports,

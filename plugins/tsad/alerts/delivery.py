@@ -78,7 +78,8 @@ class SmtpSettings:
     def from_connection(cls, conn: Mapping[str, Any]) -> SmtpSettings:
         """From a connection's fields (``host``, ``port``, ``login``, ``password``, ``extra``)."""
         extra = _extra(conn)
-        return cls(host=conn.get("host") or "", port=int(conn["port"]) if conn.get("port") else None,
+        port = int(conn["port"]) if conn.get("port") else None
+        return cls(host=conn.get("host") or "", port=port,
                    from_email=extra.get("from_email"), login=conn.get("login") or "",
                    password=conn.get("password") or "",
                    use_ssl=not bool(extra.get("disable_ssl", False)),

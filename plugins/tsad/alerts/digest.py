@@ -262,7 +262,8 @@ def _channels(event: Event) -> str:
 
 def _html(intro: str, header: list[str], rows: list[list[str]], hrefs: list[str | None],
           notes: list[str], plots: Sequence[InlinePlot]) -> str:
-    cell = 'style="padding:2px 8px;text-align:left;border-bottom:1px solid #ddd"'
+    cell = ('style="padding:2px 8px;text-align:left;border-bottom:1px solid #ddd;'
+            'white-space:nowrap"')
     linked = any(hrefs)
     head = "".join(f"<th {cell}>{html.escape(h)}</th>" for h in
                    [*header, *(["event page"] if linked else [])])
