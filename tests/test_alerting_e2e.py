@@ -223,6 +223,19 @@ def test_anomalous_day_emails_and_posts_plots_and_the_next_day_does_not_repeat(
         assert response.read()[:8] == b"\x89PNG\r\n\x1a\n"
     _keep(tmp_path, ops[0], payload)
 
+    # tsad run's path (no hooks: the core reads the same AIRFLOW_CONN_* itself) sends the same
+    from tsad import pipeline
+    from tsad.pipeline.context import GroupDay
+
+    n_mail, n_posts = len(inbox.messages), len(Slack.posts)
+    assert pipeline.alert(GroupDay.of(config, "pumps", DAY))["sent"] == ["email", "webhook"]
+    resent = inbox.messages[n_mail:]
+    assert [(r, m["Subject"], m["From"]) for r, m in resent] == \
+        [(r, m["Subject"], m["From"]) for r, m in inbox.messages[:n_mail]]
+    ops_again = next(m for r, m in resent if "ops@plant.example" in r)
+    assert ops_again.get_body(preferencelist=("plain",)).get_content() == text
+    assert Slack.posts[n_posts:] == Slack.posts[:n_posts]
+
     # the next day: the fault still runs at midnight, but that event was already alerted
     sent_before = (len(inbox.messages), len(Slack.posts))
     assert run_dag_for_day(NEXT) == "success"

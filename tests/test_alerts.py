@@ -21,7 +21,6 @@ import pytest
 from tsad.alerts import (
     EVENT_PAGE,
     AlertError,
-    Digest,
     SmtpMailer,
     SmtpSettings,
     WebhookPoster,
