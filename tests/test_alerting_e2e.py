@@ -1,8 +1,11 @@
-"""End to end through Airflow: the anomalous day alerts by email and Slack with plots; the next day
-does not re-alert the event still going on at midnight; a failed task is reported by the notifiers.
+"""End to end through Airflow: the anomalous day alerts by email (plots inline, a link to each
+event's page, site time beside UTC) and Slack (links, plots); the next day does not re-alert the
+event still going on at midnight; a failed task is reported through the same provider hooks; an
+SMTP connection behaves the same through ``SmtpHook`` as through tsad's own path outside Airflow.
 
 The real nightly DAG runs with ``dag.test()``; the SMTP server (aiosmtpd) and the Slack stand-in
 (an HTTP server that also publishes the plots folder, as ``plot_base_url`` expects) are local.
+The email and the Slack post received are kept under the test's ``received/`` folder.
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ import socket
 import threading
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
+from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.request import urlopen
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 import yaml
 from conftest import small_plant
+from test_alerts import smtp_conn, smtp_servers  # noqa: F401 - smtp_servers is a fixture
 
 from tsad.storage.engine import get_engine
 from tsad.storage.records import read_events
@@ -33,6 +39,8 @@ DAY = date(2026, 3, 5)
 NEXT = DAY + timedelta(days=1)
 FAULT = (datetime(2026, 3, 5, 21, tzinfo=timezone.utc),
          datetime(2026, 3, 6, 3, tzinfo=timezone.utc))
+SITE = "Europe/Berlin"  # UTC+1 in March: data day 2026-03-05 ends at 23:00 UTC
+UI = "http://airflow.plant.example:8080"
 
 
 def free_port() -> int:
@@ -106,10 +114,11 @@ def plant(tmp_path: Path, receivers: tuple[Inbox, int, str],
 
     _, smtp_port, http = receivers
     raw = small_plant(tmp_path)
+    raw["site_timezone"] = SITE
     raw["groups"] = raw["groups"][:1]
     raw["groups"][0]["alerts"] = {
         "email_conn_id": "tsad_smtp", "email_to": ["ops@plant.example"],
-        "slack_conn_id": "tsad_slack", "plot_base_url": f"{http}/plots",
+        "slack_conn_id": "tsad_slack", "plot_base_url": f"{http}/plots", "ui_base_url": UI,
         "routes": [{"name": "warning", "min_severity": 1.0},
                    {"name": "critical", "min_severity": 3.0, "email_to": ["oncall@plant.example"],
                     "slack_mention": "<!channel>"}],
@@ -140,8 +149,20 @@ def _fault_across_midnight(historian: str) -> None:
     engine.dispose()
 
 
+def _keep(folder: Path, mail: EmailMessage, post: dict) -> None:
+    """The email's text part and the Slack post as received, for people to read."""
+    out = folder / "received"
+    out.mkdir(exist_ok=True)
+    (out / "email.eml").write_bytes(bytes(mail))
+    (out / "email.txt").write_text(f"Subject: {mail['Subject']}\nFrom: {mail['From']}\n"
+                                   f"To: {mail['To']}\n\n"
+                                   + mail.get_body(preferencelist=("plain",)).get_content())
+    (out / "slack.json").write_text(json.dumps(post, indent=2))
+
+
 def test_anomalous_day_emails_and_posts_plots_and_the_next_day_does_not_repeat(
-        airflow_ready: Path, plant: dict, receivers: tuple[Inbox, int, str]) -> None:
+        airflow_ready: Path, plant: dict, receivers: tuple[Inbox, int, str],
+        tmp_path: Path) -> None:
     from tsad.airflow_layer.demo import run_dag_for_day
     from tsad.evaluation.simulator import simulate
 
@@ -155,37 +176,65 @@ def test_anomalous_day_emails_and_posts_plots_and_the_next_day_does_not_repeat(
     events = read_events(engine, "pumps", DAY)
     assert events, "the anomalous day produced no events"
     assert all(e["plot_path"] and Path(e["plot_path"]).is_file() for e in events)
-    midnight = datetime(2026, 3, 6, tzinfo=timezone.utc)
+    midnight = datetime(2026, 3, 6, tzinfo=ZoneInfo(SITE))  # the data days' boundary
     near = timedelta(minutes=5) * (config.groups[0].events.merge_gap + 1)  # 5-minute sampling
     ongoing = [e for e in events if midnight - e["end_ts"] <= near]
     spans = [(e["start_ts"], e["end_ts"]) for e in events]
     assert ongoing, f"the fault running into midnight is not an event of the day: {spans}"
 
-    # email: every event to ops with its plot; the critical ones (also) to on-call
+    # email: every event to ops with its plot inline, a link to its page, site time and UTC
     ops = [msg for rcpts, msg in inbox.messages if "ops@plant.example" in rcpts]
     assert len(ops) == 1
     assert "pumps 2026-03-05" in ops[0]["Subject"]
     assert f"{len(events)} anomaly event" in ops[0]["Subject"]
-    attachments = list(ops[0].iter_attachments())
-    assert sorted(a.get_filename() for a in attachments) == sorted(
-        Path(e["plot_path"]).name for e in events)
-    assert all(a.get_content_type() == "image/png" for a in attachments)
-    assert attachments[0].get_content() == Path(events[0]["plot_path"]).read_bytes() \
-        or len(attachments) > 1
+    text = ops[0].get_body(preferencelist=("plain",)).get_content()
+    html = ops[0].get_body(preferencelist=("html",)).get_content()
+    images = [p for p in ops[0].walk() if p.get_content_type() == "image/png"]
+    assert sorted(p.get_content() for p in images) == sorted(
+        Path(e["plot_path"]).read_bytes() for e in events)
+    for image in images:
+        assert image.get_content_disposition() == "inline"
+        assert f'src="cid:{image["Content-ID"].strip("<>")}"' in html
+    assert list(ops[0].iter_attachments()) == []
+    site = ZoneInfo(SITE)
+    for e in events:
+        url = f"{UI}/tsad/events/{e['id']}"
+        assert url in text and f'href="{url}"' in html
+        local = e["start_ts"].astimezone(site).strftime("%Y-%m-%d %H:%M:%S %Z")
+        utc = e["start_ts"].astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        assert local in text and utc in text and local in html and utc in html
+    assert "Attached" not in text + html
     critical = [e for e in events if e["severity"] >= 3.0]
     oncall = [msg for rcpts, msg in inbox.messages if "oncall@plant.example" in rcpts]
     assert len(oncall) == (1 if critical else 0)
     if critical:
-        assert oncall[0]["Subject"].strip().startswith("[tsad] CRITICAL")
+        assert oncall[0]["Subject"].startswith("[tsad] CRITICAL")  # not folded to a blank
         assert f": {len(critical)} anomaly event" in oncall[0]["Subject"]
 
-    # Slack: one post with the table and the plots as images Slack can fetch
+    # Slack: one post with the table, a link per event and the plots as images Slack can fetch
     ((path, payload),) = Slack.posts
     assert path == "/services/T000/B000/XXXX" and "pumps 2026-03-05" in payload["text"]
+    posted = json.dumps(payload)
+    assert all(f"<{UI}/tsad/events/{e['id']}|" in posted for e in events)
+    assert "Attached" not in posted
     images = [b["image_url"] for b in payload["blocks"] if b["type"] == "image"]
     assert images and all(url.startswith(f"{http}/plots/group%3Dpumps/") for url in images)
     with urlopen(images[0], timeout=10) as response:
         assert response.read()[:8] == b"\x89PNG\r\n\x1a\n"
+    _keep(tmp_path, ops[0], payload)
+
+    # tsad run's path (no hooks: the core reads the same AIRFLOW_CONN_* itself) sends the same
+    from tsad import pipeline
+    from tsad.pipeline.context import GroupDay
+
+    n_mail, n_posts = len(inbox.messages), len(Slack.posts)
+    assert pipeline.alert(GroupDay.of(config, "pumps", DAY))["sent"] == ["email", "webhook"]
+    resent = inbox.messages[n_mail:]
+    assert [(r, m["Subject"], m["From"]) for r, m in resent] == \
+        [(r, m["Subject"], m["From"]) for r, m in inbox.messages[:n_mail]]
+    ops_again = next(m for r, m in resent if "ops@plant.example" in r)
+    assert ops_again.get_body(preferencelist=("plain",)).get_content() == text
+    assert Slack.posts[n_posts:] == Slack.posts[:n_posts]
 
     # the next day: the fault still runs at midnight, but that event was already alerted
     sent_before = (len(inbox.messages), len(Slack.posts))
@@ -197,10 +246,12 @@ def test_anomalous_day_emails_and_posts_plots_and_the_next_day_does_not_repeat(
     new_posts = Slack.posts[sent_before[1]:]
     others = [e for e in following if e["start_ts"] - midnight > near]
     assert len(new_posts) == (1 if others else 0) and len(new_mail) <= (2 if others else 0)
+    continued = ("2026-03-06 00:00:00 CET", "2026-03-05 23:00:00")  # site time, UTC
     for _, msg in new_mail:
-        assert "2026-03-06 00:00:00" not in msg.get_body(preferencelist=("plain",)).get_content()
+        body = msg.get_body(preferencelist=("plain",)).get_content()
+        assert not any(stamp in body for stamp in continued)
     for _, post in new_posts:
-        assert "2026-03-06 00:00:00" not in json.dumps(post)
+        assert not any(stamp in json.dumps(post) for stamp in continued)
 
     # each detect announced its partition on the records Asset; the reporting DAG reads the views
     assert {("pumps", "2026-03-05"), ("pumps", "2026-03-06")} <= _asset_partitions()
@@ -242,3 +293,64 @@ def test_a_failed_task_is_reported_by_email_and_slack(
     assert "Data interval: 2026-04-04T01:30:00+00:00 .. 2026-04-05T01:30:00+00:00" in body
     ((_, payload),) = Slack.posts
     assert payload["text"].startswith("[tsad] FAILED tsad_nightly sensor_group.extract (pumps)")
+
+
+def test_the_event_link_is_the_ui_event_route() -> None:
+    from tsad.airflow_layer.ui.app import URL_PREFIX, app
+    from tsad.alerts import EVENT_PAGE
+
+    routes = {URL_PREFIX + route.path for route in app.routes
+              if "GET" in getattr(route, "methods", ())}
+    assert EVENT_PAGE in routes
+
+
+EXTRAS = [{"disable_ssl": True, "disable_tls": True}, {"disable_ssl": True}, {"disable_tls": True},
+          {}, {"disable_tls": True, "ssl_context": "default"}]
+
+
+@pytest.mark.parametrize("kind", ["plain", "starttls", "ssl"])
+def test_one_smtp_connection_behaves_one_way(kind: str, smtp_servers: dict,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """For each server kind and each combination of the TLS extras, tsad's path outside Airflow
+    (``SmtpMailer``) and the provider's ``SmtpHook`` (``HookMailer``) deliver, or fail, alike."""
+    from tsad.airflow_layer.connections import HookMailer
+    from tsad.alerts import AlertError, SmtpMailer, SmtpSettings, email_message
+
+    inbox, port = smtp_servers[kind]
+    outcomes = []
+    for extra in EXTRAS:
+        conn = smtp_conn(port, **extra)
+        if kind == "starttls":
+            conn.update(login="tsad", password="s3cret")
+        monkeypatch.setenv("AIRFLOW_CONN_TSAD_PARITY", json.dumps(conn))
+        for mailer in (SmtpMailer(SmtpSettings.from_connection(conn)), HookMailer("tsad_parity")):
+            before = len(inbox.envelopes)
+            try:
+                mailer.send(email_message("s", "t", "<p>t</p>", ["ops@plant.example"]),
+                            ["ops@plant.example"])
+            except AlertError:
+                pass
+            outcomes.append((str(extra), type(mailer).__name__, len(inbox.envelopes) > before))
+    core = [(extra, sent) for extra, name, sent in outcomes if name == "SmtpMailer"]
+    hook = [(extra, sent) for extra, name, sent in outcomes if name == "HookMailer"]
+    assert core == hook
+    assert sum(sent for _, sent in core) == 1  # each server kind takes exactly one combination
+
+
+@pytest.mark.parametrize("uri", [
+    "smtp://tsad:p%40ss@mail.plant:587/?from_email=tsad%40plant&disable_ssl=true&timeout=9",
+    "smtp://mail.plant?__extra__=%7B%22disable_tls%22%3A+true%7D",
+    "slackwebhook://:%2FT0%2FB0%2FX@http%3A%2F%2F127.0.0.1%3A9",
+    "slackwebhook://https://:T0@hooks.example:8443/services",
+    "postgres://u:p@db/tsad",
+])
+def test_environment_connections_parse_as_airflow_parses_them(uri: str) -> None:
+    from airflow.models.connection import Connection
+
+    from tsad.alerts.delivery import _from_uri
+
+    ours, theirs = _from_uri(uri), Connection(conn_id="x", uri=uri)
+    assert (ours["conn_type"], ours["host"], ours["login"], ours["password"], ours["port"],
+            ours["schema"] or None, ours["extra"]) == \
+        (theirs.conn_type, theirs.host, theirs.login, theirs.password, theirs.port,
+         theirs.schema or None, theirs.extra_dejson)

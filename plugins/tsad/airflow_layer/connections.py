@@ -1,14 +1,21 @@
-"""Airflow connections -> the plain settings the core takes (URLs, SMTP settings).
+"""Airflow connections -> what the core takes: SQLAlchemy URLs, and alert transports.
 
 Secrets stay in Airflow connections (or ``AIRFLOW_CONN_*`` environment variables); they are
-passed to the core in memory and never logged or written to records.
+passed to the core in memory and never logged or written to records. Every email and Slack post
+inside Airflow, anomaly digests (``tasks.alert``) and failure notices (``notifiers``) alike, goes
+through the providers' ``SmtpHook`` and ``SlackWebhookHook``: one connection, one behaviour
+(SSL, STARTTLS, login, retries and timeouts as its extras say).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from email.message import EmailMessage
 from typing import Any
 
 from airflow.sdk import BaseHook
+
+from tsad.alerts import AlertError, Transports
 
 _SQLALCHEMY_SCHEMES = {"postgres": "postgresql+psycopg2", "postgresql": "postgresql+psycopg2",
                        "mysql": "mysql+pymysql"}
@@ -29,31 +36,61 @@ def optional_url(url: str | None, conn_id: str | None) -> str | None:
     return sqlalchemy_url(conn_id) if url is None and conn_id else url
 
 
-def smtp_settings(conn_id: str) -> dict[str, Any]:
-    """Keyword arguments for ``tsad.alerts.send_email`` from an smtp connection."""
-    conn = BaseHook.get_connection(conn_id)
-    extra = conn.extra_dejson
-    return {
-        "host": conn.host or "localhost",
-        "port": int(conn.port or 25),
-        "sender": extra.get("from_email", f"tsad@{conn.host or 'localhost'}"),
-        "username": conn.login or None,
-        "password": conn.password or None,
-        "starttls": not bool(extra.get("disable_tls", False)),
-    }
+class HookMailer:
+    """Email through ``SmtpHook``: the hook connects, negotiates SSL/STARTTLS and logs in as the
+    connection says; the message is tsad's own (text + HTML with inline plots)."""
+
+    def __init__(self, conn_id: str) -> None:
+        self.conn_id = conn_id
+
+    def send(self, message: EmailMessage, recipients: Sequence[str]) -> None:
+        from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+        where = f"connection {self.conn_id}"
+        try:
+            with SmtpHook(smtp_conn_id=self.conn_id) as hook:
+                where += f" ({hook.host}:{hook.port or (465 if hook.use_ssl else 25)})"
+                sender = hook.from_email
+                if not sender:
+                    raise AlertError(f"{where} has no 'from_email' in its extras; add the sender "
+                                     "address there")
+                del message["From"]
+                message["From"] = sender
+                # send_email_smtp builds its own MIME (HTML only, files as octet-stream
+                # attachments); this message needs multipart/related, so it is sent on the
+                # client the hook opened, with the hook's retry rule.
+                client = hook._smtp_client
+                for attempt in range(hook.smtp_retry_limit + 1):
+                    try:
+                        client.sendmail(sender, list(recipients), message.as_string())
+                        break
+                    except Exception:
+                        if attempt == hook.smtp_retry_limit:
+                            raise
+        except AlertError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the hook raises smtplib, ssl and Airflow errors
+            raise AlertError(f"sending email through {where} failed: "
+                             f"{type(exc).__name__}: {exc}") from exc
 
 
-def webhook_url(conn_id: str) -> str:
-    """The POST URL of a slackwebhook (or http/generic) connection.
+class HookPoster:
+    """Slack through ``SlackWebhookHook.send_dict`` (token, base URL, timeout, proxy)."""
 
-    The Slack provider keeps the webhook token in the password and the host as the base URL;
-    a full ``http(s)://`` URL in either field is used as is.
-    """
-    conn = BaseHook.get_connection(conn_id)
-    for candidate in (conn.password, conn.host):
-        if candidate and candidate.startswith(("http://", "https://")):
-            if candidate == conn.host and conn.password:
-                return f"{candidate.rstrip('/')}/{conn.password.lstrip('/')}"
-            return candidate
-    host = (conn.host or "hooks.slack.com/services").rstrip("/")
-    return f"https://{host}/{(conn.password or '').lstrip('/')}"
+    def __init__(self, conn_id: str) -> None:
+        self.conn_id = conn_id
+
+    def post(self, payload: dict[str, Any]) -> None:
+        from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+
+        try:
+            SlackWebhookHook(slack_webhook_conn_id=self.conn_id).send_dict(payload)
+        except Exception as exc:  # noqa: BLE001 - slack_sdk and Airflow errors alike
+            raise AlertError(f"posting to Slack through connection {self.conn_id} failed: "
+                             f"{type(exc).__name__}: {exc}") from exc
+
+
+def hook_transports(email_conn_id: str | None, slack_conn_id: str | None) -> Transports:
+    """The transports of a group's alert routes (None where a route is not configured)."""
+    return Transports(email=HookMailer(email_conn_id) if email_conn_id else None,
+                      slack=HookPoster(slack_conn_id) if slack_conn_id else None)

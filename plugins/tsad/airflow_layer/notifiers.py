@@ -4,7 +4,8 @@ Anomaly alerts are a task (records read back from SQL); a *failed task* is repor
 ``on_failure_callback``. The routes come from tsad's config, resolved when the callback fires (not
 when the DAG file is parsed): the failed task's sensor group's email and Slack connections, or
 every group's when the task is not per group (``list_groups``). Delivery goes through the SMTP and
-Slack providers' notifiers, so their connection handling and retries apply.
+Slack providers' hooks exactly as the digests do (``connections.HookMailer``/``HookPoster``), so
+one connection behaves one way for both.
 """
 
 from __future__ import annotations
@@ -67,9 +68,8 @@ class PipelineFailureNotifier(BaseNotifier):
         self.config_path = config_path
 
     def notify(self, context: Any) -> None:
-        from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
-        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-
+        from tsad.airflow_layer.connections import HookMailer, HookPoster
+        from tsad.alerts import email_message
         from tsad.config import load_config
 
         config = load_config(self.config_path)
@@ -84,18 +84,17 @@ class PipelineFailureNotifier(BaseNotifier):
                 emails.setdefault(r.email_conn_id, [])
                 emails[r.email_conn_id] += [a for a in who if a not in emails[r.email_conn_id]]
         slack = list(dict.fromkeys(r.slack_conn_id for r in routes if r.slack_conn_id))
-        body = f"<pre>{html.escape(text)}</pre>"
+        body = f"<html><body><pre>{html.escape(text)}</pre></body></html>"
         errors = []
         for conn_id, recipients in emails.items():
             try:
-                SmtpNotifier(to=recipients, smtp_conn_id=conn_id, subject=subject,
-                             html_content=body).notify(context)
+                HookMailer(conn_id).send(email_message(subject, text, body, recipients),
+                                         recipients)
             except Exception as exc:  # noqa: BLE001 - try every route, then report
                 errors.append(f"email via {conn_id}: {exc}")
         for conn_id in slack:
             try:
-                SlackWebhookNotifier(slack_webhook_conn_id=conn_id,
-                                     text=f"{subject}\n```{text}```").notify(context)
+                HookPoster(conn_id).post({"text": f"{subject}\n```{text}```"})
             except Exception as exc:  # noqa: BLE001
                 errors.append(f"Slack via {conn_id}: {exc}")
         if not emails and not slack:

@@ -176,12 +176,10 @@ def alert(group: str, context: Any) -> dict[str, Any]:
     """The group's digest; skipped when this run did not write the group's records (its detect
     failed or skipped), so an earlier run's events are never sent again."""
     from tsad import pipeline
-    from tsad.airflow_layer.connections import smtp_settings, webhook_url
+    from tsad.airflow_layer.connections import hook_transports
 
     ctx = group_day(group, context)
     if not pipeline.records_written_by(ctx):
         _skip(f"group {group} {ctx.day}: this run wrote no records; nothing to alert")
     routes = ctx.group.alerts
-    smtp = smtp_settings(routes.email_conn_id) if routes.email_conn_id else None
-    hook = webhook_url(routes.slack_conn_id) if routes.slack_conn_id else None
-    return pipeline.alert(ctx, smtp=smtp, webhook_url=hook)
+    return pipeline.alert(ctx, hook_transports(routes.email_conn_id, routes.slack_conn_id))

@@ -180,6 +180,8 @@ class AlertConfig:
 
     ``email_to`` receives every new event; ``routes`` add recipients by severity. ``plot_base_url``
     is where ``{data_dir}/plots`` is published for Slack to fetch images (webhooks cannot upload).
+    ``ui_base_url`` is the Airflow UI's address as operators reach it (``https://airflow.plant``):
+    each event in a digest links to its page there (``/tsad/events/<id>``).
     """
 
     email_conn_id: str | None = None
@@ -188,6 +190,7 @@ class AlertConfig:
     routes: list[SeverityRoute] = field(default_factory=list)
     snooze: list[Snooze] = field(default_factory=list)
     plot_base_url: str | None = None
+    ui_base_url: str | None = None
 
     def __post_init__(self) -> None:
         routed = self.email_to or any(r.email_to for r in self.routes)
@@ -197,6 +200,8 @@ class AlertConfig:
         check(len(set(names)) == len(names), f"'routes' has duplicate names: {names}")
         check(self.plot_base_url is None or self.plot_base_url.startswith(("http://", "https://")),
                f"'plot_base_url' must be an http(s) URL, got {self.plot_base_url!r}")
+        check(self.ui_base_url is None or self.ui_base_url.startswith(("http://", "https://")),
+               f"'ui_base_url' must be the Airflow UI's http(s) URL, got {self.ui_base_url!r}")
 
 
 @dataclass(frozen=True)

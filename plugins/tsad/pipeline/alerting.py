@@ -1,4 +1,4 @@
-"""Step 5: the day's new events sent as one digest per group (email, webhook, always a log)."""
+"""Step 5: the day's new events sent as one digest per group (email, Slack, always the log)."""
 
 from __future__ import annotations
 
@@ -6,26 +6,29 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from tsad.alerts import (build_digest, log_digest, new_events, plan_emails, plot_files,
-                         post_webhook, published_plot_url, send_email, split_snoozed)
+from tsad.alerts import (Transports, build_digest, digest_email, env_transports, log_digest,
+                         new_events, plan_emails, published_plot_url, slack_payload,
+                         split_snoozed)
 from tsad.dates import day_bounds
 from tsad.pipeline.context import GroupDay, log, retrying
 from tsad.storage.records import read_events
 
 
-def alert(ctx: GroupDay, *, smtp: dict[str, Any] | None = None,
-          webhook_url: str | None = None) -> dict[str, Any]:
+def alert(ctx: GroupDay, transports: Transports | None = None) -> dict[str, Any]:
     """Send the day's new events (ongoing ones are not repeated, snoozed ones held back): one
-    email per recipient set (severity routes) with the plots attached, one webhook post; always
-    log the digest. ``smtp`` and ``webhook_url`` come from the Airflow layer's connections."""
-    group, day = ctx.group, ctx.day
+    email per recipient set (severity routes) with the plots inline, one Slack post; always log
+    the digest. ``transports`` are the Airflow layer's (the providers' hooks); without them
+    (``tsad run``) the connections come from ``AIRFLOW_CONN_*`` environment variables."""
+    group, day, config = ctx.group, ctx.day, ctx.config
     routes = group.alerts
+    if transports is None:
+        transports = env_transports(routes.email_conn_id, routes.slack_conn_id)
     engine = ctx.records()
     today, yesterday = retrying(
         lambda: (read_events(engine, group.name, day),
                  read_events(engine, group.name, day - timedelta(days=1))),
         f"reading the events of {ctx.label()}")
-    fresh = new_events(today, yesterday, day_bounds(day, ctx.config.site_timezone)[0],
+    fresh = new_events(today, yesterday, day_bounds(day, config.site_timezone)[0],
                        group.sampling_seconds, tolerance_steps=group.events.merge_gap + 1)
     fresh, held = split_snoozed(fresh, routes.snooze, day)
     for event, snooze in held:
@@ -33,28 +36,28 @@ def alert(ctx: GroupDay, *, smtp: dict[str, Any] | None = None,
                  snooze.until, snooze.reason or "no reason given")
     result: dict[str, Any] = {"n_events": len(today), "n_new": len(fresh), "n_snoozed": len(held),
                               "sent": [], "emails": []}
-    plot_url = (partial(published_plot_url, routes.plot_base_url, ctx.config.data_dir)
+    plot_url = (partial(published_plot_url, routes.plot_base_url, config.data_dir)
                 if routes.plot_base_url else None)
-    digest = build_digest(group.name, day, fresh, plot_files(fresh), routes=routes.routes,
-                          plot_url=(lambda e: plot_url(e.get("plot_path"))) if plot_url else None,
-                          adopt_after_days=group.training.adopt_after_days)
+    digest_of = partial(build_digest, group.name, day, routes=routes.routes,
+                        site_timezone=config.site_timezone, ui_base_url=routes.ui_base_url,
+                        adopt_after_days=group.training.adopt_after_days)
+    digest = digest_of(fresh, plot_url=(lambda e: plot_url(e.get("plot_path"))) if plot_url
+                       else None)
     if digest is None:
         log.info("group %s: no new anomaly events (%d ongoing, %d snoozed)", ctx.label(),
                  len(today), len(held))
         return result
     log_digest(digest, log)
-    if smtp:
-        for delivery in plan_emails(fresh, routes.email_to, routes.routes):
-            files = plot_files(delivery.events)
-            mail = build_digest(group.name, day, delivery.events, files, routes=routes.routes,
-                                adopt_after_days=group.training.adopt_after_days)
+    if transports.email is not None:
+        for plan in plan_emails(fresh, routes.email_to, routes.routes):
+            mail = digest_of(plan.events)
             assert mail is not None
-            send_email(mail, recipients=list(delivery.recipients), attachments=files, **smtp)
-            result["emails"].append({"to": list(delivery.recipients),
-                                     "n_events": len(delivery.events), "n_plots": len(files)})
+            transports.email.send(digest_email(mail, plan.recipients), plan.recipients)
+            result["emails"].append({"to": list(plan.recipients),
+                                     "n_events": len(plan.events), "n_plots": len(mail.plots)})
         if result["emails"]:
             result["sent"].append("email")
-    if webhook_url:
-        post_webhook(digest, webhook_url)
+    if transports.slack is not None:
+        transports.slack.post(slack_payload(digest))
         result["sent"].append("webhook")
     return result
