@@ -1,0 +1,100 @@
+"""The ``block`` threshold strategy: a false-alarm budget met with confidence on scores whose
+neighbours are not independent (docs/quality.md, *Calibration*).
+
+Registered under its name when ``tsad.model.thresholds`` imports this module.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from tsad.model.thresholds import Threshold, _optional
+
+
+class BlockThreshold(Threshold):
+    """A false-alarm ``budget`` (the share of normal rows allowed above the threshold) met with
+    ``confidence`` on scores whose neighbours are not independent.
+
+    Fitted on the smoothed scores of held-out normal rows in time order. Neighbouring scores
+    share windows and smoothing, so the rows hold fewer independent values than they number: a
+    plain quantile of a short held-out tail is too tight. The scores are cut into contiguous
+    blocks of ``block_rows`` rows (twice their integrated autocorrelation time, at least
+    ``MIN_BLOCK_ROWS``); resampling whole blocks (a moving-block bootstrap, ``REPLICATES``
+    times) gives the spread of the ``1 - budget`` quantile, and the threshold is its
+    ``confidence`` quantile: few independent blocks give a wide spread and a larger margin,
+    many give the plain quantile. ``estimate_``/``lower_``/``upper_`` are stored with the model.
+    Fewer than ``MIN_BLOCKS`` blocks cannot support that: the threshold is then the largest
+    held-out score, and ``note_`` says so.
+    """
+
+    strategy = "block"
+    defaults = {"budget": 0.01, "confidence": 0.9}
+    on_smoothed = True
+    MIN_BLOCK_ROWS, MIN_BLOCKS, REPLICATES = 8, 5, 400
+
+    def __init__(self, budget: float, confidence: float, margin: float = 1.0) -> None:
+        super().__init__(margin)
+        if not 0.0 < budget < 0.5:
+            raise ValueError(f"'budget' must be in (0, 0.5), got {budget!r}")
+        if not 0.5 <= confidence < 1.0:
+            raise ValueError(f"'confidence' must be in [0.5, 1), got {confidence!r}")
+        self.budget, self.confidence = float(budget), float(confidence)
+        self.estimate_ = self.lower_ = self.upper_ = None
+        self.block_rows_: int | None = None
+        self.n_blocks_: int | None = None
+        #: rows one independent value spans at least, known to the caller (the score rule's
+        #: smoothing span and window length): scores closer than that share inputs
+        self.min_block_rows = self.MIN_BLOCK_ROWS
+
+    def params(self) -> dict[str, float]:
+        return {"budget": self.budget, "confidence": self.confidence}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "estimate": self.estimate_, "lower": self.lower_,
+                "upper": self.upper_, "block_rows": self.block_rows_, "n_blocks": self.n_blocks_}
+
+    def _restore(self, d: dict[str, Any]) -> None:
+        super()._restore(d)
+        self.estimate_, self.lower_, self.upper_ = (
+            _optional(d.get(k), float) for k in ("estimate", "lower", "upper"))
+        self.block_rows_ = _optional(d.get("block_rows"), int)
+        self.n_blocks_ = _optional(d.get("n_blocks"), int)
+
+    def _level(self, errors: np.ndarray) -> float:
+        q = 1.0 - self.budget
+        self.estimate_ = float(np.quantile(errors, q))
+        self.block_rows_ = rows = max(self.min_block_rows, int(math.ceil(
+            2 * correlation_time(errors))))
+        self.n_blocks_ = n_blocks = errors.size // rows
+        if n_blocks < self.MIN_BLOCKS:
+            self.lower_ = self.upper_ = float(errors.max())
+            self.note_ = (f"{n_blocks} independent block(s) of {rows} rows, need "
+                          f"{self.MIN_BLOCKS}: the threshold is the largest held-out score")
+            return self.upper_
+        blocks = errors[: n_blocks * rows].reshape(n_blocks, rows)
+        rng = np.random.default_rng(0)  # the same errors always give the same threshold
+        picks = rng.integers(0, n_blocks, size=(self.REPLICATES, n_blocks))
+        levels = np.quantile(blocks[picks].reshape(self.REPLICATES, -1), q, axis=1)
+        self.lower_ = float(np.quantile(levels, 1.0 - self.confidence))
+        self.upper_ = float(np.quantile(levels, self.confidence))
+        return max(self.upper_, self.estimate_)
+
+
+def correlation_time(series: np.ndarray, max_lag: int = 4096) -> float:
+    """Integrated autocorrelation time in rows: 1 + 2 x the sum of the autocorrelations up to
+    the first lag where they turn non-positive (at least 1). How many rows one independent
+    value of ``series`` spans."""
+    x = np.asarray(series, dtype=np.float64) - np.mean(series)
+    n = x.size
+    if n < 4 or not np.any(x):
+        return 1.0
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    spectrum = np.fft.rfft(x, size)
+    acf = np.fft.irfft(spectrum * np.conj(spectrum), size)[: min(n, max_lag)]
+    acf = acf / acf[0]
+    negative = np.flatnonzero(acf[1:] <= 0)
+    stop = int(negative[0]) + 1 if negative.size else acf.size
+    return float(max(1.0, 1.0 + 2.0 * acf[1:stop].sum()))
