@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from tsad.config import DetectorConfig, ModelConfig, TrainingConfig, WindowConfig
 from tsad.errors import ModelError
 from tsad.model import registry
@@ -207,9 +206,8 @@ def test_select_takes_the_newest_version_trained_before_the_day(tmp_path: Path,
     assert registry.select_version(tmp_path, "pumps", date(2026, 3, 10), shard=1) is None
 
 
-def test_a_rejected_version_is_never_selected_and_keeps_its_day(tmp_path: Path,
-                                                                detector: Detector,
-                                                                with_metrics: Callable[..., None]) -> None:
+def test_a_rejected_version_is_never_selected_and_keeps_its_day(
+        tmp_path: Path, detector: Detector, with_metrics: Callable[..., None]) -> None:
     day = date(2026, 3, 8)
     registry.publish(tmp_path, detector, START, date(2026, 3, 6), "run-1", group="pumps")
     with_metrics(promotion={"promoted": False, "against": "pumps/v0001"})
@@ -228,7 +226,7 @@ def test_a_rejected_version_is_never_selected_and_keeps_its_day(tmp_path: Path,
     assert registry.select_version(tmp_path, "pumps", day + timedelta(days=1)).version == 3
 
 
-def test_retrain_reasons(tmp_path: Path, detector: Detector, with_metrics: Callable[..., None]) -> None:
+def test_retrain_reasons(tmp_path: Path, detector: Detector) -> None:
     training = TrainingConfig(days=7, max_model_age_days=7)
     config = detector.config
     version = registry.publish(tmp_path, detector, START, END, "run-1", group="pumps",
@@ -248,9 +246,8 @@ def test_retrain_reasons(tmp_path: Path, detector: Detector, with_metrics: Calla
     assert registry.retrain_reason(version, renamed, training, fresh) is None
 
 
-def test_a_provisional_model_is_retrained_on_later_days_only(tmp_path: Path,
-                                                             detector: Detector,
-                                                             with_metrics: Callable[..., None]) -> None:
+def test_a_provisional_model_is_retrained_on_later_days_only(
+        tmp_path: Path, detector: Detector, with_metrics: Callable[..., None]) -> None:
     training = TrainingConfig(days=7, min_days=2)
     trained_for = date(2026, 3, 8)
     with_metrics(history={"provisional": True, "days": ["2026-03-06", "2026-03-07"]})
