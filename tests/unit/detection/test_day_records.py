@@ -177,7 +177,7 @@ def test_a_drifted_shard_gives_its_own_sustained_event_beside_the_others(
         tmp_path: Path) -> None:
     config = plant(tmp_path, [["flow", "pressure"], ["current", "temp"]])
     steady = unit(1, ["flow", "pressure"], 1.0, ONE_EVENT)
-    moved = unit(2, ["current", "temp"], 1.0, [3.0] * 12, drift=True)
+    moved = unit(2, ["current", "temp"], 1.0, [5.0] * 12, drift=True)  # above s01's peak (4)
     records = build(config, [steady, moved], since=date(2026, 3, 4))
     run = records.run
     assert run.status == "sustained" and run.drift is True and run.n_events == 2
