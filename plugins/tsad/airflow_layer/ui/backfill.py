@@ -47,8 +47,12 @@ def backfill_hint(first_day: date, last_day: date, airflow_root: str, dag_id: st
                   site_timezone: str = "UTC") -> str:
     """A link to the DAG's backfills, naming the data days, the runs' logical dates and the
     form's From/To. Airflow 3.3's backfill form cannot be pre-filled through its URL: the
-    dates are shown to copy, and as a CLI command."""
-    since, until = backfill_window(first_day, last_day, site_timezone)
+    dates are shown to copy, and as a CLI command. Empty for days at the edge of the calendar
+    (the run of 9999-12-30 would start in year 10000)."""
+    try:
+        since, until = backfill_window(first_day, last_day, site_timezone)
+    except OverflowError:
+        return ""
     days = (first_day.isoformat() if first_day == last_day
             else f"{first_day.isoformat()} .. {last_day.isoformat()}")
     href = f"{airflow_root}/dags/{quote(dag_id)}/backfills"
