@@ -1,4 +1,4 @@
-"""The Anomalies pages' backfill hint names the data days, their runs and a window that selects them.
+"""The backfill hint names the data days, their runs and a window that selects exactly them.
 
 The window is checked against Airflow itself: the nightly DAG's own timetable, serialized as the
 scheduler sees it, asked for the runs between From and To the way ``POST /api/v2/backfills``
