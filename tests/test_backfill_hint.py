@@ -66,7 +66,7 @@ def test_hint_names_the_data_days_the_logical_dates_and_the_form_window() -> Non
     assert "logical dates 2026-11-10 .. 2026-11-12" in hint
     assert "From 2026-11-11 00:00, To 2026-11-13 23:59 (UTC)" in hint
     assert ("airflow backfill create --dag-id tsad_nightly --from-date 2026-11-11T00:00:00Z "
-            "--to-date 2026-11-13T23:59:59Z --reprocess-behavior completed") in hint
+            "--to-date 2026-11-13T23:59:59Z --reprocess-behavior completed --max-active-runs 1") in hint
 
     one = backfill_hint(date(2026, 11, 10), date(2026, 11, 10), "", "tsad_nightly")
     assert "Backfill data day 2026-11-10 in Airflow" in one
@@ -78,7 +78,7 @@ def test_hint_in_site_time_gives_the_window_in_utc() -> None:
     assert "From 2026-07-02 04:00, To 2026-07-03 03:59 (UTC; site time America/New_York)" in hint
     assert backfill_command(date(2026, 7, 1), date(2026, 7, 1), "d", "America/New_York") == (
         "airflow backfill create --dag-id d --from-date 2026-07-02T04:00:00Z "
-        "--to-date 2026-07-03T03:59:59Z --reprocess-behavior completed")
+        "--to-date 2026-07-03T03:59:59Z --reprocess-behavior completed --max-active-runs 1")
 
 
 def test_no_hint_where_the_run_would_start_after_the_calendar_ends() -> None:

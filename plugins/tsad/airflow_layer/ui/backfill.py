@@ -37,10 +37,12 @@ def _stamp(moment: datetime) -> str:
 
 def backfill_command(first_day: date, last_day: date, dag_id: str,
                      site_timezone: str = "UTC") -> str:
-    """``airflow backfill create`` for data days ``first_day .. last_day``, re-running done ones."""
+    """``airflow backfill create`` for data days ``first_day .. last_day``, re-running done ones,
+    one day at a time as the form's default does: a day that needs a new model then trains it
+    before the next day looks for one, as on consecutive nights."""
     since, until = backfill_window(first_day, last_day, site_timezone)
     return (f"airflow backfill create --dag-id {dag_id} --from-date {_stamp(since)} "
-            f"--to-date {_stamp(until)} --reprocess-behavior completed")
+            f"--to-date {_stamp(until)} --reprocess-behavior completed --max-active-runs 1")
 
 
 def backfill_hint(first_day: date, last_day: date, airflow_root: str, dag_id: str,
@@ -63,6 +65,6 @@ def backfill_hint(first_day: date, last_day: date, airflow_root: str, dag_id: st
             "time: each covers its data day and starts the next morning. Trigger &rarr; "
             f"Backfill: From {since.astimezone(timezone.utc):%Y-%m-%d %H:%M}, "
             f"To {until.astimezone(timezone.utc):%Y-%m-%d %H:%M} ({escape(zone)}), "
-            "Reprocess: all runs; or <code>"
+            "Reprocess: All Runs, Max Active Runs 1; or <code>"
             f"{escape(backfill_command(first_day, last_day, dag_id, site_timezone))}</code>)"
             "</span></p>")
