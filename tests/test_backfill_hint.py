@@ -66,7 +66,8 @@ def test_hint_names_the_data_days_the_logical_dates_and_the_form_window() -> Non
     assert "logical dates 2026-11-10 .. 2026-11-12" in hint
     assert "From 2026-11-11 00:00, To 2026-11-13 23:59 (UTC)" in hint
     assert ("airflow backfill create --dag-id tsad_nightly --from-date 2026-11-11T00:00:00Z "
-            "--to-date 2026-11-13T23:59:59Z --reprocess-behavior completed --max-active-runs 1") in hint
+            "--to-date 2026-11-13T23:59:59Z --reprocess-behavior completed "
+            "--max-active-runs 1") in hint
 
     one = backfill_hint(date(2026, 11, 10), date(2026, 11, 10), "", "tsad_nightly")
     assert "Backfill data day 2026-11-10 in Airflow" in one

@@ -61,8 +61,10 @@ def backfill_hint(first_day: date, last_day: date, airflow_root: str, dag_id: st
     zone = "UTC" if site_timezone == "UTC" else f"UTC; site time {site_timezone}"
     return (f'<p><a id="backfill" href="{escape(href)}" target="_top">Backfill data '
             f'day{"s" if first_day != last_day else ""} {days} in Airflow</a> '
-            f'<span class="note" id="backfill-how">(the runs with logical dates {days}, site '
-            "time: each covers its data day and starts the next morning. Trigger &rarr; "
+            f'<span class="note" id="backfill-how">(the '
+            f'{"run with logical date" if first_day == last_day else "runs with logical dates"} '
+            f"{days}, site time: a run covers its data day and starts once the day is over. "
+            "Trigger &rarr; "
             f"Backfill: From {since.astimezone(timezone.utc):%Y-%m-%d %H:%M}, "
             f"To {until.astimezone(timezone.utc):%Y-%m-%d %H:%M} ({escape(zone)}), "
             "Reprocess: All Runs, Max Active Runs 1; or <code>"
