@@ -368,7 +368,7 @@ def test_login_filter_open_an_event_and_mark_it_a_false_alarm(server: dict, brow
     assert len(rows(driver)) == 1 and "6.50" in rows(driver)[0]
     backfill = driver.find_element(By.ID, "backfill")
     assert backfill.get_attribute("href") == f"{base}/dags/tsad_nightly/backfills"
-    assert "2026-11-10 .. 2026-11-10" in backfill.text
+    assert "Backfill data day 2026-11-10 in Airflow" in backfill.text
 
     # the event page: plot, numbers, model, SQL
     plot = click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "tr.event a"), "img#plot")

@@ -70,8 +70,8 @@ def _filters(group: str | None = None, channel: str | None = None, start: str | 
 
 
 def _day(value: str | None, name: str) -> date | None:
-    """A day filter; the last representable date is refused because the page shows the run
-    dated the day after (the backfill hint)."""
+    """A day filter; the last representable date is refused because the backfill hint names
+    the run that starts the day after."""
     try:
         day = date.fromisoformat(value) if value else None
     except ValueError:
@@ -114,7 +114,7 @@ def events(request: Request, user: Viewer, f: Filters) -> HTMLResponse:
     rows, truncated = _list_events(cfg, f)
     groups = {g.name: list(g.channels) for g in cfg.groups}
     return HTMLResponse(pages.events_page(rows, truncated, f, groups, _airflow_root(request),
-                                          auth.DAG_ID))
+                                          auth.DAG_ID, cfg.site_timezone))
 
 
 @app.get("/overview", response_class=HTMLResponse)
@@ -153,7 +153,7 @@ def event(request: Request, event_id: int, user: Viewer) -> HTMLResponse:
     level = severity_level(e["severity"], group.alerts.routes) if group else None
     return HTMLResponse(pages.event_page(e, queries.get_model(engine, e["model_version_id"]),
                                          queries.verdicts(engine, e), sql, _airflow_root(request),
-                                         level))
+                                         level, auth.DAG_ID, cfg.site_timezone))
 
 
 @app.get("/events/{event_id}/plot.png")

@@ -7,11 +7,12 @@ for external views, and work with any browser the Airflow UI supports.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from html import escape
 from typing import Any
 from urllib.parse import quote
 
+from tsad.airflow_layer.ui.backfill import backfill_hint
 from tsad.airflow_layer.ui.queries import VERDICT_FILTERS, EventFilter
 
 CSS = """
@@ -94,25 +95,9 @@ def _options(values: Sequence[str], selected: str | None, empty: str) -> str:
     return "".join(items)
 
 
-def backfill_hint(start: date, end: date, airflow_root: str, dag_id: str) -> str:
-    """A link to the DAG's backfill form, with the logical dates that cover the data days.
-
-    A run is dated the morning after the data day it covers (the nightly timetable), so data days
-    ``start..end`` are the runs with logical dates ``start+1 .. end+1``. Airflow 3.3's backfill
-    form cannot be pre-filled through its URL: the dates are shown to copy, and as a CLI command.
-    """
-    first, last = start + timedelta(days=1), end + timedelta(days=1)
-    href = f"{airflow_root}/dags/{quote(dag_id)}/backfills"
-    command = (f"airflow backfill create --dag-id {dag_id} --from-date {first.isoformat()} "
-               f"--to-date {last.isoformat()}T23:59:59 --reprocess-behavior completed")
-    return (f'<p><a id="backfill" href="{escape(href)}" target="_top">Backfill data days '
-            f"{start.isoformat()} .. {end.isoformat()} in Airflow</a> "
-            f'<span class="note">(Trigger &rarr; Backfill; From {first.isoformat()} 00:00, '
-            f"To {last.isoformat()} 23:59; or <code>{escape(command)}</code>)</span></p>")
-
-
 def events_page(rows: list[dict[str, Any]], truncated: bool, f: EventFilter,
-                groups: dict[str, list[str]], airflow_root: str, dag_id: str) -> str:
+                groups: dict[str, list[str]], airflow_root: str, dag_id: str,
+                site_timezone: str = "UTC") -> str:
     channels = sorted({c for g, cs in groups.items() if not f.group or g == f.group for c in cs})
     form = (
         '<form class="filters" method="get" action="">'
@@ -147,14 +132,16 @@ def events_page(rows: list[dict[str, Any]], truncated: bool, f: EventFilter,
                "severity = peak score / threshold, worst first per day.</p>")
     days = sorted({r["partition_date"] for r in rows})
     start, end = f.start or (days[0] if days else None), f.end or (days[-1] if days else None)
-    backfill = backfill_hint(start, end, airflow_root, dag_id) if start and end else ""
+    backfill = (backfill_hint(start, end, airflow_root, dag_id, site_timezone)
+                if start and end and start <= end else "")
     table = f'<table id="events">{head}{body}</table>' if rows else "<p>No events match.</p>"
     return page("Anomalies", '<p><a id="overview" href="overview">&larr; fleet overview</a></p>'
                 f"<h1>Anomalies</h1>{form}{summary}{table}{backfill}")
 
 
 def event_page(event: dict[str, Any], model: dict[str, Any] | None, history: list[dict[str, Any]],
-               sql: str, airflow_root: str, level: str | None) -> str:
+               sql: str, airflow_root: str, level: str | None, dag_id: str = "tsad_nightly",
+               site_timezone: str = "UTC") -> str:
     e = event
     facts = [
         ("group", escape(e["sensor_group"])), ("data day", str(e["partition_date"])),
@@ -180,10 +167,13 @@ def event_page(event: dict[str, Any], model: dict[str, Any] | None, history: lis
     verdict = (f'<p id="verdict">Current verdict: {_verdict(e["feedback_label"])}</p>{buttons}'
                f'{"<ul>" + past + "</ul>" if past else ""}')
     title = f"{e['sensor_group']} event {_utc(e['start_ts'])}"
+    day = e["partition_date"]
+    day = day if isinstance(day, date) else date.fromisoformat(str(day))
     body = (f'<p><a href="../">&larr; all anomalies</a></p><h1>{escape(title)}</h1>{plot}'
             f'<h2>Numbers</h2><div class="grid">{grid}</div>'
             f"<h2>Verdict</h2>{verdict}<h2>Model</h2>{_model(model, e['model_version_id'])}"
-            f'<h2>Raw data</h2><pre id="sql">{escape(sql)}</pre>')
+            f'<h2>Raw data</h2><pre id="sql">{escape(sql)}</pre>'
+            f"{backfill_hint(day, day, airflow_root, dag_id, site_timezone)}")
     return page(title, body)
 
 
