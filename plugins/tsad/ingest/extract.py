@@ -25,8 +25,7 @@ from tsad.config import GroupConfig, QualityConfig
 from tsad.dates import day_bounds
 from tsad.errors import DataError
 from tsad.ingest.partitions import TIMESTAMP, partition_path, write_partition
-from tsad.ingest.sources import MISSING_TEXT, RawRows, read_file, read_sql, require_columns
-from tsad.ingest.sources import source_url as resolve_source_url
+from tsad.ingest.sources import MISSING_TEXT, RawRows, needed_columns, require_columns, source_for
 
 #: Default forward-fill limit in grid steps (``quality.max_fill_steps``); longer gaps stay NaN.
 MAX_FILL_STEPS = QualityConfig().max_fill_steps
@@ -85,10 +84,7 @@ def extract_day(
     counts the windows scoring will skip because they still hold a missing point.
     """
     start, end = day_bounds(day, site_timezone)
-    if group.source.kind == "sql":
-        raw = read_sql(group, start, end, resolve_source_url(group, source_url))
-    else:
-        raw = read_file(group, day)
+    raw = source_for(group, source_url).read(day, start, end)
     frame, quality = _clean(raw, group, day, start, end)
     path = partition_path(data_dir, group.name, day)
     write_partition(frame, path)
@@ -104,11 +100,7 @@ def _clean(
     """Raw rows -> the day's wide frame on the regular grid, plus quality counts."""
     src = group.source
     frame = raw.frame
-    needed = [
-        src.timestamp_column,
-        *((src.sensor_column, src.value_column) if src.layout == "long" else ()),
-    ]
-    require_columns(list(frame.columns), needed, raw.where, group)
+    require_columns(list(frame.columns), needed_columns(src), raw.where, group)
     quality = {k: 0 for k in QUALITY_KEYS}
     quality["rows_read"] = len(frame)
     keys = frame[src.sensor_column].astype(str) if src.layout == "long" else None

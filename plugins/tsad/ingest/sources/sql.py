@@ -1,0 +1,137 @@
+"""``kind: sql``: one day's rows from a table, bounded in SQL with bound parameters.
+
+The table and its columns are checked first (a missing table, column or database file is named
+with the URL, password hidden); a database that is down right now is a
+:class:`tsad.retry.TransientSourceError`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tsad.config.schema import IDENTIFIER
+from tsad.errors import ConfigError, SourceError
+from tsad.ingest.sources.base import RawRows, Source, needed_columns, require_columns
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from tsad.config.schema import SourceConfig
+
+
+class SqlSource(Source):
+    """A table in a database reached by SQLAlchemy ``url`` or an Airflow ``conn_id``."""
+
+    kind = "sql"
+
+    @classmethod
+    def check(cls, src: SourceConfig) -> None:
+        if (src.url is None) == (src.conn_id is None):
+            raise ValueError("a 'sql' source needs exactly one of 'url' or 'conn_id'")
+        if src.table is None:
+            raise ValueError("a 'sql' source needs 'table'")
+        if not IDENTIFIER.fullmatch(src.table):
+            raise ValueError(
+                f"'table' must be a plain identifier (letters, digits, _), got {src.table!r}")
+
+    def url(self) -> str:
+        """The database URL: the resolved connection, else ``source.url``."""
+        if self.source_url:
+            return self.source_url
+        if self.config.url:
+            return self.config.url
+        raise ConfigError(
+            f"group {self.group.name!r}: source uses conn_id {self.config.conn_id!r}, which "
+            "needs Airflow to resolve it; run the task in Airflow or pass an explicit source URL "
+            "(source_url / source.url)"
+        )
+
+    def read(self, day: date, start: datetime, end: datetime) -> RawRows:
+        """The day's rows, bounded in SQL with bound parameters; the table is checked first."""
+        import pandas as pd
+        import sqlalchemy as sa
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from tsad.retry import TransientSourceError, is_transient
+        from tsad.storage.engine import get_engine  # the one place that creates engines
+
+        src, group = self.config, self.group
+        assert src.table is not None
+        engine = get_engine(self.url())
+        shown = engine.url.render_as_string(hide_password=True)
+        database = engine.url.database
+        if (
+            engine.dialect.name == "sqlite"
+            and database
+            and database != ":memory:"
+            and not Path(database).exists()
+        ):
+            raise SourceError(
+                f"source database {shown} does not exist (file {database}); "
+                f"check the URL of group {group.name!r} or run simulate first"
+            )
+        where = f"table {src.table!r} in {shown}"
+        try:
+            inspector = sa.inspect(engine)
+            if not inspector.has_table(src.table):
+                raise SourceError(
+                    f"source table {src.table!r} not found in {shown}; "
+                    f"check 'table' of group {group.name!r} or run simulate first"
+                )
+            types = {c["name"]: c["type"] for c in inspector.get_columns(src.table)}
+            needed = needed_columns(src)
+            require_columns(list(types), needed, where, group)
+            found = None
+            if src.layout == "long":
+                selected = needed
+            else:
+                found = [c for c in types if c != src.timestamp_column]
+                selected = [src.timestamp_column, *(c for c in group.channels if c in types)]
+            lo, hi, bind_type = sql_bounds(
+                types[src.timestamp_column], start, end, src.timestamps_timezone,
+                engine.dialect.name)
+            table = sa.table(src.table, *(sa.column(c) for c in selected))
+            ts = table.c[src.timestamp_column]
+            query = sa.select(*table.c).where(
+                ts >= sa.bindparam("start", lo, type_=bind_type),
+                ts < sa.bindparam("end", hi, type_=bind_type),
+            )
+            with engine.connect() as conn:
+                rows = conn.execute(query).all()
+        except SQLAlchemyError as exc:
+            reason = getattr(exc, "orig", None) or exc
+            message = f"cannot read {where}: {type(reason).__name__}: {str(reason).strip()}"
+            if is_transient(exc):
+                raise TransientSourceError(message) from None
+            raise SourceError(f"{message}; check the source URL, its credentials and the table") \
+                from None
+        return RawRows(pd.DataFrame(rows, columns=selected), where, found)
+
+
+def sql_bounds(
+    ts_type: Any, start: datetime, end: datetime, source_tz: str, dialect: str = ""
+) -> tuple[Any, Any, sa.types.TypeEngine[Any]]:
+    """Bounds as the column stores time: aware for timestamptz, naive in the source zone otherwise.
+
+    A column that is not a DateTime (text) gets a day of slack each side, because text compares
+    character by character; the exact day is cut after parsing either way. SQLite keeps even a
+    DateTime column as text, and other tools write it without SQLAlchemy's microseconds
+    ('00:00:00' sorts before '00:00:00.000000'), so there the lower bound gets a second of slack
+    to keep the row at the day's first instant.
+    """
+    import pandas as pd
+    import sqlalchemy as sa
+
+    if isinstance(ts_type, sa.DateTime) and ts_type.timezone:
+        return start, end, sa.DateTime(timezone=True)
+    lo, hi = (
+        pd.Timestamp(t).tz_convert(source_tz).tz_localize(None).to_pydatetime()
+        for t in (start, end)
+    )
+    if not isinstance(ts_type, sa.DateTime):
+        lo, hi = lo - timedelta(days=1), hi + timedelta(days=1)
+    elif dialect == "sqlite":
+        lo = lo - timedelta(seconds=1)
+    return lo, hi, sa.DateTime()
