@@ -135,6 +135,7 @@ def _to_utc(
     ):
         parsed = values
     else:
+        _refuse_mixed_zones(values, column, where)
         try:
             parsed = pd.to_datetime(values, errors="coerce", format="ISO8601")
         except (ValueError, TypeError):  # mixed UTC offsets (e.g. across a DST change)
@@ -151,6 +152,22 @@ def _to_utc(
         parsed = _localize(naive, tz, keys)
         ambiguous = int((parsed.isna() & naive.notna()).sum())
     return parsed.dt.tz_convert("UTC").dt.as_unit("us"), ambiguous
+
+
+#: an ISO 8601 date-time that carries its offset ('Z', '+01:00', '-0500', '+01')
+ZONED = r"[T ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
+
+
+def _refuse_mixed_zones(values: pd.Series, column: str, where: str) -> None:
+    """Text stamps with an offset and without one in the same column: the naive ones would be
+    read as UTC (not ``timestamps_timezone``) next to the zoned ones, shifting them silently."""
+    text = values[values.notna()].astype(str).str.strip()
+    zoned = text.str.contains(ZONED, regex=True).to_numpy()
+    if zoned.any() and not zoned.all():
+        raise DataError(
+            f"timestamp column {column!r} in {where} mixes time stamps with a UTC offset "
+            f"({text[zoned].iloc[0]!r}) and without one ({text[~zoned].iloc[0]!r}); export them "
+            "all with an offset, or all without one (read in source.timestamps_timezone)")
 
 
 def _localize(naive: pd.Series, tz: str, keys: pd.Series | None) -> pd.Series:

@@ -98,6 +98,19 @@ def needed_columns(src: SourceConfig) -> list[str]:
     return [src.timestamp_column, *extra]
 
 
+def require_unique_columns(names: list[str], where: str) -> None:
+    """A column named twice (``a,a``, or ``a, a`` once spaces are trimmed) is refused by name:
+    which of the two holds the channel cannot be told."""
+    seen: dict[str, int] = {}
+    for position, raw in enumerate(names, start=1):
+        name = str(raw).strip()
+        if name in seen:
+            raise DataError(
+                f"{where} has the column {name!r} twice (columns {seen[name]} and {position} of "
+                "its header, spaces trimmed); rename or drop one of them in the export")
+        seen[name] = position
+
+
 def require_columns(present: list[str], needed: list[str], where: str, group: GroupConfig) -> None:
     for column in needed:
         if column not in present:

@@ -6,12 +6,13 @@ corrupt, truncated or oddly delimited file is a :class:`tsad.errors.SourceError`
 
 from __future__ import annotations
 
+import csv
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tsad.errors import SourceError
-from tsad.ingest.sources.base import RawRows, Source
+from tsad.ingest.sources.base import RawRows, Source, require_unique_columns
 
 if TYPE_CHECKING:
     from tsad.config.schema import SourceConfig
@@ -51,8 +52,10 @@ class FileSource(Source):
             if src.format == "parquet":
                 frame = pd.read_parquet(path)
             else:
-                sep = check_csv(path, f"source file {path} (group {group.name!r}, "
-                                      f"{day.isoformat()})")
+                sep, header = check_csv(path, f"source file {path} (group {group.name!r}, "
+                                              f"{day.isoformat()})")
+                # pandas would rename a second 'a' to 'a.1': the header is checked as written
+                require_unique_columns(next(csv.reader([header], delimiter=sep), []), where)
                 frame = pd.read_csv(path, sep=sep, dtype=str, encoding="utf-8-sig")
         except OSError as exc:
             message = f"cannot read source {where} (group {group.name!r}, {day.isoformat()}): {exc}"
@@ -65,14 +68,15 @@ class FileSource(Source):
                 f"cannot read source {where} (group {group.name!r}, {day.isoformat()}): "
                 f"{type(exc).__name__}: {exc}; the file is corrupt or not {src.format}"
             ) from None
+        require_unique_columns(list(frame.columns), where)
         frame.columns = [str(c).strip() for c in frame.columns]
         return RawRows(frame, where, decimal_comma=src.format == "csv" and sep == ";",
                        typed=src.format != "csv")
 
 
-def check_csv(path: Path, where: str) -> str:
-    """The file's delimiter (',' or ';', from the header), after checking that the data rows use
-    the same one and that the file was not cut off in the middle of its last line."""
+def check_csv(path: Path, where: str) -> tuple[str, str]:
+    """The file's delimiter (',' or ';', from the header) and its header line, after checking that
+    the data rows use the same delimiter and that the file was not cut off in its last line."""
     with path.open("rb") as handle:
         head = handle.read(64 * 1024)
         handle.seek(0, 2)
@@ -81,7 +85,7 @@ def check_csv(path: Path, where: str) -> str:
         tail = handle.read()
     lines = head.decode("utf-8-sig", errors="replace").splitlines()
     if not lines:
-        return ","
+        return ",", ""
     header = lines[0]
     counts = {d: header.count(d) for d in _DELIMITERS}
     sep = max(_DELIMITERS, key=lambda d: counts[d])
@@ -106,4 +110,4 @@ def check_csv(path: Path, where: str) -> str:
                 f"{where} looks truncated: its last line {last[:60]!r} stops after "
                 f"{last.count(sep) + 1} of {counts[sep] + 1} fields with no newline; re-deliver "
                 "the complete file (the day is not extracted from a partial file)")
-    return sep
+    return sep, header
