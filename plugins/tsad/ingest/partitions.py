@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -39,6 +40,18 @@ def partition_path(data_dir: str | Path, group: str, day: date) -> fs.Location:
 def write_partition(frame: pd.DataFrame, path: fs.Location) -> None:
     """Write ``frame`` to ``path`` atomically (``write_table_atomic``)."""
     write_table_atomic(_to_arrow(frame), path)
+
+
+def write_grid(path: fs.Location, start_us: int, step_us: int, channels: list[str],
+               values: np.ndarray) -> None:
+    """Write a day's grid (``values [channel, point]`` float64, points ``start + k * step`` us)
+    as the partition, column by column without a copy."""
+    n = values.shape[1] if values.ndim == 2 else 0
+    stamps = start_us + np.arange(n, dtype=np.int64) * step_us
+    columns: dict[str, pa.Array] = {TIMESTAMP: pa.array(stamps, type=pa.timestamp("us", tz="UTC"))}
+    for j, name in enumerate(channels):
+        columns[str(name)] = pa.array(values[j], type=pa.float64())
+    write_table_atomic(pa.table(columns), path)
 
 
 def write_table_atomic(table: pa.Table, path: fs.Location) -> None:

@@ -18,22 +18,41 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from tsad.errors import DataError
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from collections.abc import Iterable
+
+    import pyarrow as pa
 
     from tsad.config.schema import GroupConfig, SourceConfig
 
 MISSING_TEXT = ("", "nan", "na", "n/a", "null", "none")  # empty readings, not bad ones
 
 
+#: what a CSV reader takes for an empty reading: pandas' ``read_csv`` defaults, kept so a day
+#: reads the same whichever reader parses it
+CSV_NULLS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+             "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+
+
+class ReadWholeDay(Exception):  # noqa: N818 - a signal, not an error a user sees
+    """Raised while streaming when the day must be read again in one piece: naive local stamps
+    in a DST fold (resolved from the order of all rows), or a file the streaming reader refuses
+    (a CSV with ragged rows, read as before by pandas)."""
+
+
 @dataclass(frozen=True)
 class RawRows:
-    """Rows as read from the source, before any cleaning; ``where`` names the table or file."""
+    """Rows as read from the source, before any cleaning: Arrow record batches, in the order the
+    source sent them, read once. ``where`` names the table or file; ``columns`` are the batches'
+    column names (spaces trimmed)."""
 
-    frame: pd.DataFrame
+    batches: Iterable[pa.RecordBatch]
     where: str
+    columns: list[str]
     found_channels: list[str] | None = None  # wide SQL: channel columns the table has
     decimal_comma: bool = False  # ';' csv exports often write 12,5
     typed: bool = True  # the source declares column types (SQL, Parquet), unlike csv text
+    null_text: str = "None"  # what a null sensor name reads as (pandas: None, or 'nan' in csv)
+    float32_as_text: bool = False  # float4 readings as their decimal text, as DB-API drivers do
 
 
 _KINDS: dict[str, type[Source]] = {}
@@ -63,8 +82,9 @@ class Source:
     def check(cls, src: SourceConfig) -> None:
         """Config-time checks of the keys this kind needs: a ValueError saying what is wrong."""
 
-    def read(self, day: date, start: datetime, end: datetime) -> RawRows:
-        """The rows of site-local ``day`` (``start`` to ``end``, UTC); may hold more, which
+    def read(self, day: date, start: datetime, end: datetime, whole: bool = False) -> RawRows:
+        """The rows of site-local ``day`` (``start`` to ``end``, UTC), streamed in record batches
+        (``whole``: in one batch, see :class:`ReadWholeDay`); may hold rows of other days, which
         extract drops and counts (``rows_outside_day``)."""
         raise NotImplementedError
 

@@ -1,7 +1,10 @@
 """``kind: sql``: one day's rows from a table, bounded in SQL with bound parameters.
 
-The table and its columns are checked first (a missing table, column or database file is named
-with the URL, password hidden); a database that is down right now is a
+The table and its columns are checked first through SQLAlchemy (a missing table, column or
+database file is named with the URL, password hidden). The rows are then streamed into Arrow
+record batches by a columnar ADBC driver on SQLite and PostgreSQL (``adbc-driver-sqlite``,
+``adbc-driver-postgresql``), and through SQLAlchemy for any other database or where the driver
+is not installed (:mod:`tsad.ingest.sql_batches`). A database that is down right now is a
 :class:`tsad.retry.TransientSourceError`.
 """
 
@@ -48,13 +51,12 @@ class SqlSource(Source):
             "(source_url / source.url)"
         )
 
-    def read(self, day: date, start: datetime, end: datetime) -> RawRows:
+    def read(self, day: date, start: datetime, end: datetime, whole: bool = False) -> RawRows:
         """The day's rows, bounded in SQL with bound parameters; the table is checked first."""
-        import pandas as pd
         import sqlalchemy as sa
         from sqlalchemy.exc import SQLAlchemyError
 
-        from tsad.retry import TransientSourceError, is_transient
+        from tsad.ingest import sql_batches
         from tsad.storage.engine import get_engine  # the one place that creates engines
 
         src, group = self.config, self.group
@@ -81,33 +83,26 @@ class SqlSource(Source):
                     f"check 'table' of group {group.name!r} or run simulate first"
                 )
             types = {c["name"]: c["type"] for c in inspector.get_columns(src.table)}
-            needed = needed_columns(src)
-            require_columns(list(types), needed, where, group)
-            found = None
-            if src.layout == "long":
-                selected = needed
-            else:
-                found = [c for c in types if c != src.timestamp_column]
-                selected = [src.timestamp_column, *(c for c in group.channels if c in types)]
-            lo, hi, bind_type = sql_bounds(
-                types[src.timestamp_column], start, end, src.timestamps_timezone,
-                engine.dialect.name)
-            table = sa.table(src.table, *(sa.column(c) for c in selected))
-            ts = table.c[src.timestamp_column]
-            query = sa.select(*table.c).where(
-                ts >= sa.bindparam("start", lo, type_=bind_type),
-                ts < sa.bindparam("end", hi, type_=bind_type),
-            )
-            with engine.connect() as conn:
-                rows = conn.execute(query).all()
         except SQLAlchemyError as exc:
-            reason = getattr(exc, "orig", None) or exc
-            message = f"cannot read {where}: {type(reason).__name__}: {str(reason).strip()}"
-            if is_transient(exc):
-                raise TransientSourceError(message) from None
-            raise SourceError(f"{message}; check the source URL, its credentials and the table") \
-                from None
-        return RawRows(pd.DataFrame(rows, columns=selected), where, found)
+            raise sql_batches.source_error(exc, where) from None
+        needed = needed_columns(src)
+        require_columns(list(types), needed, where, group)
+        found = None
+        if src.layout == "long":
+            selected, values = needed, [src.value_column]
+        else:
+            found = [c for c in types if c != src.timestamp_column]
+            values = [c for c in group.channels if c in types]
+            selected = [src.timestamp_column, *values]
+        bounds = sql_bounds(types[src.timestamp_column], start, end, src.timestamps_timezone,
+                            engine.dialect.name)
+        numeric = {c: "0" if isinstance(types[c], sa.Integer) else "0.0" for c in values
+                   if isinstance(types[c], (sa.Integer, sa.Float, sa.Numeric))}
+        query = sql_batches.Query(src.table, selected, src.timestamp_column,
+                                  text={src.sensor_column} if src.layout == "long" else set(),
+                                  values=values, bounds=bounds, numeric=numeric)
+        batches = sql_batches.read(engine, query, where, whole)
+        return RawRows(batches, where, selected, found, float32_as_text=True)
 
 
 def sql_bounds(
@@ -131,7 +126,7 @@ def sql_bounds(
         for t in (start, end)
     )
     if not isinstance(ts_type, sa.DateTime):
-        lo, hi = lo - timedelta(days=1), hi + timedelta(days=1)
-    elif dialect == "sqlite":
+        return lo - timedelta(days=1), hi + timedelta(days=1), sa.Text()
+    if dialect == "sqlite":
         lo = lo - timedelta(seconds=1)
     return lo, hi, sa.DateTime()
