@@ -137,6 +137,7 @@ class _Day:
                             group.quality.non_numeric, group.quality.non_finite)
         channels = pa.array(list(group.channels), pa.string())
         q, row0, last, in_day = self.quality, 0, NAT, 0
+        present = np.zeros(len(group.channels), dtype=bool)  # long: configured channels seen
         for batch in raw.batches:
             m = batch.num_rows
             sensors = _names(batch.column(src.sensor_column), raw.null_text) if long else None
@@ -160,11 +161,13 @@ class _Day:
             day_ts, day_rows = ts[keep], rows[keep]
             if long:
                 assert sensors is not None
-                mine_sensors = _take(sensors, keep)
-                self.found.update(pc.unique(mine_sensors).to_pylist())
-                codes = pc.index_in(mine_sensors, value_set=channels).fill_null(-1).to_numpy(
+                day_sensors = _take(sensors, keep)
+                codes = pc.index_in(day_sensors, value_set=channels).fill_null(-1).to_numpy(
                     zero_copy_only=False)
                 mine = codes >= 0
+                present |= np.bincount(codes[mine], minlength=len(present)) > 0
+                if not mine.all():  # sensors the group does not list: named for the counts
+                    self.found.update(pc.unique(_take(day_sensors, ~mine)).to_pylist())
                 values = readings.floats(_take(batch.column(src.value_column), keep & _widen(
                     keep, mine)), src.value_column, day_ts[mine])
                 grid.add(day_ts[mine], values, day_rows[mine], codes[mine])
@@ -181,6 +184,7 @@ class _Day:
                 f"no rows for group {group.name!r} on {self.day.isoformat()} "
                 f"({self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M} UTC) in {raw.where}"
             )
+        self.found.update(c for c, seen in zip(group.channels, present, strict=True) if seen)
         found = sorted(self.found) if long else (
             raw.found_channels if raw.found_channels is not None
             else [c for c in raw.columns if c != src.timestamp_column])
