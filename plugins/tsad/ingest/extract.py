@@ -168,8 +168,8 @@ class _Day:
                 present |= np.bincount(codes[mine], minlength=len(present)) > 0
                 if not mine.all():  # sensors the group does not list: named for the counts
                     self.found.update(pc.unique(_take(day_sensors, ~mine)).to_pylist())
-                values = readings.floats(_take(batch.column(src.value_column), keep & _widen(
-                    keep, mine)), src.value_column, day_ts[mine])
+                values = readings.floats(_take(batch.column(src.value_column),
+                                               _widen(keep, mine)), src.value_column, day_ts[mine])
                 grid.add(day_ts[mine], values, day_rows[mine], codes[mine])
             else:
                 matrix = np.full((len(day_ts), len(group.channels)), np.nan)
