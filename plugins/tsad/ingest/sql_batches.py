@@ -4,7 +4,9 @@ ADBC (``adbc-driver-sqlite``, ``adbc-driver-postgresql``) reads rows straight in
 some 30x faster than Python row tuples. Every other database, and SQLite or PostgreSQL where the
 driver is not installed (a warning names the package), is read through SQLAlchemy in chunks
 turned into the same batches. Either way identifiers are quoted by the database's own rules and
-the day's bounds are bound parameters.
+the day's bounds are bound parameters (on PostgreSQL through ADBC: typed literals of tsad's own
+datetimes, because the streaming COPY path takes no parameters; with parameters libpq would hold
+the whole result in memory first).
 
 SQLite types each value, not each column, and ADBC types a column from its first values: so
 numbers and text of a reading column are selected apart (``CASE typeof(...)``), a first row of
@@ -134,7 +136,7 @@ def _adbc(module: ModuleType, engine: sa.Engine, query: Query, where: str,
             return
         target = url.set(drivername="postgresql").render_as_string(hide_password=False)
         with module.connect(target) as conn, conn.cursor() as cursor:
-            cursor.execute(*_postgres_sql(engine, query))
+            cursor.execute(_postgres_sql(engine, query))
             yield from _nonempty(cursor.fetch_record_batch())
     except module.Error as exc:
         error = source_error(exc, where)
@@ -194,14 +196,26 @@ def _bound_text(bound: Any) -> Any:
     return bound.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(bound, datetime) else bound
 
 
-def _postgres_sql(engine: sa.Engine, query: Query) -> tuple[str, tuple[Any, Any]]:
+def _postgres_sql(engine: sa.Engine, query: Query) -> str:
+    """The day's query for COPY, the driver's streaming binary path. COPY takes no parameters,
+    so the bounds (tsad's own datetimes, never text from the config or the source) are written
+    as typed literals, checked to be nothing but a date-time; identifiers are quoted."""
     q = engine.dialect.identifier_preparer.quote
     lo, hi, bind_type = query.bounds
-    if not isinstance(bind_type, sa.DateTime):  # text stamps compare as text
-        lo, hi = _bound_text(lo), _bound_text(hi)
+    if not isinstance(bind_type, sa.DateTime):
+        cast = ""  # text stamps compare as text
+    else:
+        cast = "::timestamptz" if bind_type.timezone else "::timestamp"
+    bounds = []
+    for bound in (lo, hi):
+        if not isinstance(bound, datetime):
+            raise TypeError(f"a day bound must be a datetime, got {bound!r}")  # a bug in tsad
+        text = bound.isoformat(sep=" ") if cast else _bound_text(bound)
+        bounds.append(f"'{text}'{cast}")
     columns = ", ".join(q(c) for c in query.selected)
-    sql = f"SELECT {columns} FROM {q(query.table)} WHERE {q(query.ts)} >= $1 AND {q(query.ts)} < $2"
-    return sql, (lo, hi)
+    ts = q(query.ts)
+    return (f"SELECT {columns} FROM {q(query.table)} "
+            f"WHERE {ts} >= {bounds[0]} AND {ts} < {bounds[1]}")
 
 
 def _sqlite_sql(engine: sa.Engine, query: Query, exact: bool) -> tuple[str, tuple[Any, Any]]:

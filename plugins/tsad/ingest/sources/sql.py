@@ -1,4 +1,4 @@
-"""``kind: sql``: one day's rows from a table, bounded in SQL with bound parameters.
+"""``kind: sql``: one day's rows from a table, bounded in SQL (never text from the config).
 
 The table and its columns are checked first through SQLAlchemy (a missing table, column or
 database file is named with the URL, password hidden). The rows are then streamed into Arrow
@@ -52,7 +52,7 @@ class SqlSource(Source):
         )
 
     def read(self, day: date, start: datetime, end: datetime, whole: bool = False) -> RawRows:
-        """The day's rows, bounded in SQL with bound parameters; the table is checked first."""
+        """The day's rows, bounded in SQL; the table and its columns are checked first."""
         import sqlalchemy as sa
         from sqlalchemy.exc import SQLAlchemyError
 
