@@ -281,7 +281,37 @@ def test_dst_days(tmp_path: Path) -> None:
         np.testing.assert_array_equal(partition(g, tmp_path, day)["a"], np.arange(hours * 6.0))
 
 
+def test_mixed_naive_and_offset_timestamps(tmp_path: Path) -> None:
+    """DataError naming the file, the column and an example of each kind (naive ones would
+    otherwise be read as UTC, not in source.timestamps_timezone)."""
+    frame = wide()
+    local = stamps(tz="Europe/Berlin")
+    frame["timestamp"] = local.strftime("%Y-%m-%d %H:%M:%S")
+    frame.loc[72:, "timestamp"] = local[72:].strftime("%Y-%m-%dT%H:%M:%S%z")
+    write_csv(tmp_path, frame)
+    with pytest.raises(DataError) as err:
+        run(group(tmp_path, timestamps_timezone="Europe/Berlin"), tmp_path, tz="Europe/Berlin")
+    message = str(err.value)
+    assert "2024-01-02.csv" in message and "'timestamp'" in message
+    assert "'2024-01-02T12:00:00+0100'" in message and "'2024-01-02 00:00:00'" in message
+    frame["timestamp"] = local.strftime("%Y-%m-%dT%H:%M:%S%z")  # all with an offset: fine
+    write_csv(tmp_path, frame)
+    q = run(group(tmp_path, timestamps_timezone="Europe/Berlin"), tmp_path, tz="Europe/Berlin")
+    assert q.quality["nan_points"] == 0 and q.quality["out_of_order"] == 0
+
+
 # ---------------------------------------------------------------- files
+
+
+def test_duplicate_csv_columns(tmp_path: Path) -> None:
+    """DataError naming the file and the column written twice (``a,a``, or ``a, a`` once spaces
+    are trimmed): which one holds the channel cannot be told."""
+    for header in ("timestamp,a,a,b", "timestamp,a, a,b"):
+        rows = "".join(f"2024-01-02 00:{m:02d}:00,1,2,3\n" for m in range(0, 60, 10))
+        (tmp_path / "2024-01-02.csv").write_text(header + "\n" + rows)
+        with pytest.raises(DataError, match=r"2024-01-02.csv has the column 'a' twice \(columns 2 "
+                                            r"and 3"):
+            run(group(tmp_path), tmp_path)
 
 
 def test_corrupt_parquet(tmp_path: Path) -> None:

@@ -44,3 +44,18 @@ def test_throughput_benchmark_smoke_run_prints_every_row(tmp_path: Path) -> None
         assert flops["flops_per_window"] > 0 and math.isfinite(flops["windows_per_s"])
     rss = results["rss_tsad_60000"]
     assert rss["peak_mb"] >= rss["base_mb"] > 0
+
+
+def test_extract_benchmark_quick_run_prints_its_rows(tmp_path: Path) -> None:
+    """``bench/extract.py --quick``: the SQLite table is built and every method is measured."""
+    out = tmp_path / "extract.json"
+    run = subprocess.run([sys.executable, str(REPO / "bench" / "extract.py"), "--quick",
+                          "--workdir", str(tmp_path / "work"), "--json", str(out)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for method in ("DB-API fetchall", "ADBC + numpy pivot", "tsad extract_day"):
+        assert f"SQLite 3 ch x 1 day (25,920 rows) | {method}: " in run.stdout, run.stdout
+    rows = json.loads(out.read_text())
+    assert {r["method"] for r in rows} == {"DB-API fetchall", "ADBC + numpy pivot",
+                                           "tsad extract_day"}
+    assert all(r["rows"] == 25_920 and r["rows_per_s"] > 0 and r["peak_mb"] > 0 for r in rows)

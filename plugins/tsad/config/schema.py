@@ -38,12 +38,13 @@ class DatabaseConfig:
 class SourceConfig:
     """Where a group's raw readings come from.
 
-    ``kind: sql`` reads ``table`` through SQLAlchemy (``url`` or ``conn_id``); ``kind: files``
-    reads ``path``, a pattern with ``{date}`` (YYYY-MM-DD) and optionally ``{group}``.
+    ``kind`` names a source class of ``tsad.ingest.sources``, which checks the keys it needs:
+    ``sql`` reads ``table`` (``url`` or ``conn_id``); ``files`` reads ``path``, a pattern with
+    ``{date}`` (YYYY-MM-DD) and optionally ``{group}``.
     ``layout: long`` is (timestamp, sensor, value) rows; ``wide`` is timestamp + one column per sensor.
     """
 
-    kind: Literal["sql", "files"]
+    kind: str
     layout: Literal["long", "wide"] = "long"
     url: str | None = None
     conn_id: str | None = None
@@ -60,15 +61,9 @@ class SourceConfig:
         for name in ("timestamp_column", "sensor_column", "value_column"):
             check(bool(IDENTIFIER.fullmatch(getattr(self, name))),
                    f"'{name}' must be a plain identifier (letters, digits, _), got {getattr(self, name)!r}")
-        if self.kind == "sql":
-            check((self.url is None) != (self.conn_id is None),
-                   "a 'sql' source needs exactly one of 'url' or 'conn_id'")
-            check(self.table is not None, "a 'sql' source needs 'table'")
-            check(bool(IDENTIFIER.fullmatch(self.table or "")),
-                   f"'table' must be a plain identifier (letters, digits, _), got {self.table!r}")
-        else:
-            check(self.path is not None and "{date}" in self.path,
-                   "a 'files' source needs 'path' containing '{date}'")
+        from tsad.ingest.sources import check_source  # light: the kinds import nothing heavy
+
+        check_source(self)
 
 
 @dataclass(frozen=True)

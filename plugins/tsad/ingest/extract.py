@@ -9,24 +9,34 @@ stay NaN so scoring skips the windows they touch. What was done is counted in ``
 records how clean its input was. Input that cannot be made regular raises a ``DataError`` or
 ``SourceError`` naming the file or table, column, day and value; a source that is down right now
 raises a :class:`tsad.retry.TransientSourceError`, which the pipeline retries.
+
+The source streams Arrow record batches; each is made into stamps, channel codes and floats in
+Arrow and numpy and written into the day's grid (:mod:`tsad.ingest.grid`) before the next is read,
+so memory is the grid plus a batch, whatever the row count. Errors the old whole-frame code raised
+first are still raised first: a bad stamp at once, then (after the last batch) an empty day,
+missing or extra channels, bad readings, duplicates, too many gaps.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from tsad.config import GroupConfig, QualityConfig
 from tsad.dates import day_bounds
 from tsad.errors import DataError
-from tsad.ingest.partitions import TIMESTAMP, partition_path, write_partition
-from tsad.ingest.sources import MISSING_TEXT, RawRows, read_file, read_sql, require_columns
-from tsad.ingest.sources import source_url as resolve_source_url
+from tsad.ingest.grid import Grid
+from tsad.ingest.numbers import Readings, show
+from tsad.ingest.partitions import partition_path, write_grid
+from tsad.ingest.sources import RawRows, needed_columns, require_columns, source_for
+from tsad.ingest.sources.base import ReadWholeDay
+from tsad.ingest.stamps import NAT, Stamps
 
 #: Default forward-fill limit in grid steps (``quality.max_fill_steps``); longer gaps stay NaN.
 MAX_FILL_STEPS = QualityConfig().max_fill_steps
@@ -85,314 +95,169 @@ def extract_day(
     counts the windows scoring will skip because they still hold a missing point.
     """
     start, end = day_bounds(day, site_timezone)
-    if group.source.kind == "sql":
-        raw = read_sql(group, start, end, resolve_source_url(group, source_url))
-    else:
-        raw = read_file(group, day)
-    frame, quality = _clean(raw, group, day, start, end)
-    path = partition_path(data_dir, group.name, day)
-    write_partition(frame, path)
-    return ExtractResult(path=str(path), rows=len(frame), quality=quality)
-
-
-# ---------------------------------------------------------------- cleaning
-
-
-def _clean(
-    raw: RawRows, group: GroupConfig, day: date, start: datetime, end: datetime
-) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Raw rows -> the day's wide frame on the regular grid, plus quality counts."""
-    src = group.source
-    frame = raw.frame
-    needed = [
-        src.timestamp_column,
-        *((src.sensor_column, src.value_column) if src.layout == "long" else ()),
-    ]
-    require_columns(list(frame.columns), needed, raw.where, group)
-    quality = {k: 0 for k in QUALITY_KEYS}
-    quality["rows_read"] = len(frame)
-    keys = frame[src.sensor_column].astype(str) if src.layout == "long" else None
-    ts, quality["ambiguous_timestamps"] = _to_utc(
-        frame[src.timestamp_column], src.timestamps_timezone, keys, src.timestamp_column, raw.where
-    )
-    quality["null_timestamps"] = int(frame[src.timestamp_column].isna().sum())
-    step = ts.diff()
-    quality["out_of_order"] = int((step < pd.Timedelta(0)).sum())
-    keep = (ts >= start) & (ts < end)
-    quality["rows_outside_day"] = int((ts.notna() & ~keep).sum())
-    frame, stamps = frame[keep.to_numpy()], pd.DatetimeIndex(ts[keep], name=TIMESTAMP)
-    if frame.empty:
-        raise DataError(
-            f"no rows for group {group.name!r} on {day.isoformat()} "
-            f"({start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC) in {raw.where}"
-        )
-    if src.layout == "long":
-        wide = _pivot_long(frame, stamps, group, day, raw, quality)
-    else:
-        wide = _dedup_wide(frame, stamps, group, day, raw, quality)
-    return _to_grid(wide, group, day, start, end, quality, raw.where)
-
-
-def _to_utc(
-    values: pd.Series, tz: str, keys: pd.Series | None, column: str, where: str
-) -> tuple[pd.Series, int]:
-    """Parse timestamps; naive ones are local to ``tz``. Returns UTC stamps and how many were
-    dropped (NaT) as ambiguous (a DST fold not inferable from row order) or nonexistent."""
-    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(
-        values.dtype
-    ):
-        parsed = values
-    else:
-        try:
-            parsed = pd.to_datetime(values, errors="coerce", format="ISO8601")
-        except (ValueError, TypeError):  # mixed UTC offsets (e.g. across a DST change)
-            parsed = pd.to_datetime(values, errors="coerce", format="ISO8601", utc=True)
-        bad = parsed.isna() & values.notna()
-        if bad.any():
-            raise DataError(
-                f"timestamp column {column!r} in {where} has a value that is not an ISO 8601 "
-                f"date-time: {values[bad].iloc[0]!r}; fix the source export"
-            )
-    ambiguous = 0
-    if parsed.dt.tz is None:
-        naive = parsed
-        parsed = _localize(naive, tz, keys)
-        ambiguous = int((parsed.isna() & naive.notna()).sum())
-    return parsed.dt.tz_convert("UTC").dt.as_unit("us"), ambiguous
-
-
-def _localize(naive: pd.Series, tz: str, keys: pd.Series | None) -> pd.Series:
-    """Attach ``tz``; a DST fold is resolved from row order (per sensor for long rows)."""
-    if tz == "UTC":
-        return naive.dt.tz_localize("UTC")
+    source = source_for(group, source_url)
     try:
-        return naive.dt.tz_localize(tz, ambiguous="infer", nonexistent="NaT")
-    except ValueError:
-        pass
-    if keys is not None:
-        try:
-            return naive.groupby(keys.to_numpy(), sort=False).transform(
-                lambda s: s.dt.tz_localize(tz, ambiguous="infer", nonexistent="NaT")
-            )
-        except ValueError:
-            pass
-    return naive.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+        day_grid = _Day(group, day, start, end, whole=False).read(source.read(day, start, end))
+    except ReadWholeDay:  # a DST fold in naive stamps, or a csv the streaming reader refuses
+        day_grid = _Day(group, day, start, end, whole=True).read(
+            source.read(day, start, end, whole=True))
+    grid, quality = day_grid
+    path = partition_path(data_dir, group.name, day)
+    write_grid(path, grid.start, grid.step, list(group.channels), grid.values)
+    return ExtractResult(path=str(path), rows=grid.n, quality=quality)
 
 
-def _numeric(
-    values: pd.Series,
-    stamps: pd.DatetimeIndex,
-    column: str,
-    raw: RawRows,
-    group: GroupConfig,
-    quality: dict[str, int],
-) -> np.ndarray:
-    """Floats, with the policy for text, NaN and inf applied and counted (``stamps`` aligned)."""
-    policy = group.quality
-    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
-        number = values.to_numpy(dtype="float64", na_value=np.nan, copy=True)
-    else:
-        if raw.typed and values.notna().any():
-            quality["retyped_columns"] += 1  # a typed source sent text (or booleans) here
-        text = values.astype("string").str.strip()
-        parsed = pd.to_numeric(text, errors="coerce")
-        if raw.decimal_comma:
-            parsed = parsed.fillna(
-                pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
+def _micros(moment: datetime) -> int:
+    """An aware instant (``day_bounds`` gives UTC) as microseconds since the epoch."""
+    since = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
+
+
+@dataclass
+class _Day:
+    """One day's extraction: batches in, the grid and the quality counts out."""
+
+    group: GroupConfig
+    day: date
+    start: datetime
+    end: datetime
+    whole: bool
+    quality: dict[str, int] = field(default_factory=lambda: dict.fromkeys(QUALITY_KEYS, 0))
+    found: set[str] = field(default_factory=set)
+
+    def read(self, raw: RawRows) -> tuple[Grid, dict[str, int]]:
+        src, group = self.group.source, self.group
+        require_columns(list(raw.columns), needed_columns(src), raw.where, group)
+        start_us, end_us = _micros(self.start), _micros(self.end)
+        step_us = group.sampling_seconds * 1_000_000
+        long = src.layout == "long"
+        grid = Grid(start_us, end_us, step_us, len(group.channels), long)
+        stamps = Stamps(src.timestamps_timezone, src.timestamp_column, raw.where)
+        readings = Readings(raw.typed, raw.decimal_comma, raw.float32_as_text,
+                            group.quality.non_numeric, group.quality.non_finite)
+        channels = pa.array(list(group.channels), pa.string())
+        q, row0, last, in_day = self.quality, 0, NAT, 0
+        present = np.zeros(len(group.channels), dtype=bool)  # long: configured channels seen
+        for batch in raw.batches:
+            m = batch.num_rows
+            sensors = _names(batch.column(src.sensor_column), raw.null_text) if long else None
+            keys = sensors.to_numpy(zero_copy_only=False) if long and self.whole else None
+            ts, ambiguous = stamps.to_utc(batch.column(src.timestamp_column), keys, self.whole)
+            q["rows_read"] += m
+            q["null_timestamps"] += batch.column(src.timestamp_column).null_count
+            q["ambiguous_timestamps"] += ambiguous
+            if m:
+                valid = ts != NAT
+                before = np.concatenate(([last], ts[:-1]))
+                q["out_of_order"] += int((valid & (before != NAT) & (ts < before)).sum())
+                last = int(ts[-1])
+            keep = (ts >= start_us) & (ts < end_us)
+            q["rows_outside_day"] += int((ts != NAT).sum() - keep.sum())
+            rows = np.arange(row0, row0 + m, dtype=np.int64)
+            row0 += m
+            if not keep.any():
+                continue
+            in_day += int(keep.sum())
+            day_ts, day_rows = ts[keep], rows[keep]
+            if long:
+                assert sensors is not None
+                day_sensors = _take(sensors, keep)
+                codes = pc.index_in(day_sensors, value_set=channels).fill_null(-1).to_numpy(
+                    zero_copy_only=False)
+                mine = codes >= 0
+                present |= np.bincount(codes[mine], minlength=len(present)) > 0
+                if not mine.all():  # sensors the group does not list: named for the counts
+                    self.found.update(pc.unique(_take(day_sensors, ~mine)).to_pylist())
+                values = readings.floats(_take(batch.column(src.value_column),
+                                               _widen(keep, mine)), src.value_column, day_ts[mine])
+                grid.add(day_ts[mine], values, day_rows[mine], codes[mine])
+            else:
+                matrix = np.full((len(day_ts), len(group.channels)), np.nan)
+                names = set(batch.schema.names)
+                for j, channel in enumerate(group.channels):
+                    if channel in names:
+                        matrix[:, j] = readings.floats(_take(batch.column(channel), keep),
+                                                       channel, day_ts)
+                grid.add(day_ts, matrix, day_rows)
+        if not in_day:
+            raise DataError(
+                f"no rows for group {group.name!r} on {self.day.isoformat()} "
+                f"({self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M} UTC) in {raw.where}"
             )
-        bad = (parsed.isna() & text.notna() & ~text.str.lower().isin(MISSING_TEXT)).to_numpy()
-        if bad.any():
-            if policy.non_numeric == "error":
-                first = int(np.flatnonzero(bad)[0])
-                value = values.iloc[first]
-                value = value.item() if isinstance(value, np.generic) else value
+        self.found.update(c for c, seen in zip(group.channels, present, strict=True) if seen)
+        found = sorted(self.found) if long else (
+            raw.found_channels if raw.found_channels is not None
+            else [c for c in raw.columns if c != src.timestamp_column])
+        self._check_channels(found, raw.where)
+        readings.raise_first([src.value_column] if long else list(group.channels), raw.where,
+                             group.name)
+        q.update(readings.counts, retyped_columns=readings.retyped())
+        self._duplicates(grid, raw.where)
+        return grid, self._fill(grid, raw.where)
+
+    def _check_channels(self, found: list[str], where: str) -> None:
+        group = self.group
+        for channel in group.channels:
+            if channel not in found:
                 raise DataError(
-                    f"column {column!r} in {raw.where} has a non-numeric value "
-                    f"{value!r} at {_show(stamps[first])} (group {group.name!r}); "
-                    "fix the source, drop the channel, or set quality.non_numeric: missing"
-                )
-            quality["non_numeric_values"] += int(bad.sum())
-        number = parsed.to_numpy(dtype="float64", na_value=np.nan, copy=True)
-        number[bad] = np.nan
-        return _non_finite(number, stamps, column, raw, group, quality, exempt=bad)
-    return _non_finite(number, stamps, column, raw, group, quality)
+                    f"channel {channel!r} of group {group.name!r} not found for "
+                    f"{self.day.isoformat()} in {where}; channels found: {sorted(found)}; fix "
+                    "'channels' in the config or the source")
+        extra = sorted(set(found) - set(group.channels))
+        if extra and group.quality.extra_channels == "error":
+            raise DataError(
+                f"{where} has channel(s) {extra} that group {group.name!r} does not list "
+                f"({self.day.isoformat()}); add them to 'channels' or set "
+                "quality.extra_channels: ignore")
+        self.quality["extra_channels"] = len(extra)
+
+    def _duplicates(self, grid: Grid, where: str) -> None:
+        count, first = grid.duplicates()
+        self.quality["duplicate_timestamps"] = count
+        policy = self.group.quality.duplicates
+        if first is not None and policy == "error":
+            stamp, code = first
+            what = f" of channel {self.group.channels[code]!r}" if code >= 0 else ""
+            raise DataError(
+                f"{where} has several readings{what} at {show(stamp)} (group "
+                f"{self.group.name!r}, {self.day.isoformat()}); fix the source or set "
+                "quality.duplicates to mean, first or last")
+        grid.settle(policy)
+
+    def _fill(self, grid: Grid, where: str) -> dict[str, int]:
+        """Fill short gaps, count the rest, refuse a day with too much missing."""
+        policy, group = self.group.quality, self.group
+        missing, nan = grid.fill(policy.max_fill_steps)
+        self.quality.update(grid_points=grid.n, missing_points=missing,
+                            filled_points=missing - nan, nan_points=nan,
+                            masked_windows=grid.masked_windows(group.window.length,
+                                                               group.window.stride))
+        cells = max(1, grid.values.size)
+        if nan / cells > policy.max_missing_fraction:
+            raise DataError(
+                f"group {group.name!r} on {self.day.isoformat()}: {nan / cells:.0%} of the day's "
+                f"readings are missing after filling gaps of up to {policy.max_fill_steps} steps "
+                f"(quality.max_missing_fraction={policy.max_missing_fraction}) in {where}; check "
+                "that the source delivered the whole day, or raise quality.max_missing_fraction"
+            )
+        return {k: int(self.quality[k]) for k in QUALITY_KEYS}
 
 
-def _non_finite(
-    number: np.ndarray,
-    stamps: pd.DatetimeIndex,
-    column: str,
-    raw: RawRows,
-    group: GroupConfig,
-    quality: dict[str, int],
-    exempt: np.ndarray | None = None,
-) -> np.ndarray:
-    """NaN and inf readings (not ``exempt``: text already counted) -> missing, or the error."""
-    nan, inf = np.isnan(number), np.isinf(number)
-    if exempt is not None:
-        nan &= ~exempt
-    if group.quality.non_finite == "error" and (nan | inf).any():
-        first = int(np.flatnonzero(nan | inf)[0])
-        raise DataError(
-            f"column {column!r} in {raw.where} has a missing or infinite reading "
-            f"({number[first]}) at {_show(stamps[first])} (group {group.name!r}); fix the "
-            "source or set quality.non_finite: missing"
-        )
-    quality["nan_values"] += int(nan.sum())
-    quality["inf_values"] += int(inf.sum())
-    number[inf] = np.nan
-    return number
+def _names(values: pa.Array, null_text: str) -> pa.Array:
+    """Sensor names as text (numbers as their text), a null as pandas' ``astype(str)`` wrote it."""
+    if isinstance(values.type, pa.ExtensionType):
+        values = values.storage
+    if not pa.types.is_string(values.type):
+        values = pc.cast(values, pa.string())
+    return values.fill_null(null_text) if values.null_count else values
 
 
-def _show(stamp: Any) -> str:
-    return pd.Timestamp(stamp).strftime("%Y-%m-%d %H:%M:%S UTC")
+def _take(values: pa.Array, mask: np.ndarray) -> pa.Array:
+    return values if mask.all() else values.filter(pa.array(mask))
 
 
-def _missing_channel(
-    channel: str, group: GroupConfig, day: date, where: str, found: list[str]
-) -> DataError:
-    return DataError(
-        f"channel {channel!r} of group {group.name!r} not found for {day.isoformat()} in "
-        f"{where}; channels found: {sorted(found)}; fix 'channels' in the config or the source"
-    )
-
-
-def _check_channels(
-    found: list[str], group: GroupConfig, day: date, raw: RawRows, quality: dict[str, int]
-) -> None:
-    for channel in group.channels:
-        if channel not in found:
-            raise _missing_channel(channel, group, day, raw.where, found)
-    extra = sorted(set(found) - set(group.channels))
-    if extra and group.quality.extra_channels == "error":
-        raise DataError(
-            f"{raw.where} has channel(s) {extra} that group {group.name!r} does not list "
-            f"({day.isoformat()}); add them to 'channels' or set quality.extra_channels: ignore"
-        )
-    quality["extra_channels"] = len(extra)
-
-
-def _duplicate_error(
-    group: GroupConfig, day: date, raw: RawRows, stamp: Any, channel: str | None
-) -> DataError:
-    what = f" of channel {channel!r}" if channel is not None else ""
-    return DataError(
-        f"{raw.where} has several readings{what} at {_show(stamp)} (group {group.name!r}, "
-        f"{day.isoformat()}); fix the source or set quality.duplicates to mean, first or last"
-    )
-
-
-def _pivot_long(
-    frame: pd.DataFrame,
-    ts: pd.DatetimeIndex,
-    group: GroupConfig,
-    day: date,
-    raw: RawRows,
-    quality: dict[str, int],
-) -> pd.DataFrame:
-    src = group.source
-    sensors = frame[src.sensor_column].astype(str).to_numpy()
-    _check_channels(sorted(set(sensors)), group, day, raw, quality)
-    mine = np.isin(sensors, group.channels)
-    stamps = ts[mine]
-    values = _numeric(frame[src.value_column][mine], stamps, src.value_column, raw, group,
-                      quality)
-    rows = pd.DataFrame({TIMESTAMP: stamps, "sensor": sensors[mine], "value": values})
-    dup = rows.duplicated([TIMESTAMP, "sensor"]).to_numpy()
-    quality["duplicate_timestamps"] = int(dup.sum())
-    policy = group.quality.duplicates
-    if dup.any() and policy == "error":
-        first = int(np.flatnonzero(dup)[0])
-        raise _duplicate_error(group, day, raw, rows[TIMESTAMP].iloc[first],
-                               rows["sensor"].iloc[first])
-    if policy in ("first", "last"):
-        rows = rows.drop_duplicates([TIMESTAMP, "sensor"], keep=policy)
-    return rows.groupby([TIMESTAMP, "sensor"], sort=True)["value"].mean().unstack("sensor")
-
-
-def _dedup_wide(
-    frame: pd.DataFrame,
-    ts: pd.DatetimeIndex,
-    group: GroupConfig,
-    day: date,
-    raw: RawRows,
-    quality: dict[str, int],
-) -> pd.DataFrame:
-    src = group.source
-    found = raw.found_channels
-    if found is None:
-        found = [c for c in frame.columns if c != src.timestamp_column]
-    _check_channels(found, group, day, raw, quality)
-    data = {c: _numeric(frame[c], ts, c, raw, group, quality) for c in group.channels}
-    rows = pd.DataFrame(data, index=ts)
-    dup = rows.index.duplicated()
-    quality["duplicate_timestamps"] = int(dup.sum())
-    policy = group.quality.duplicates
-    if not dup.any():
-        return rows.sort_index(kind="stable")
-    if policy == "error":
-        raise _duplicate_error(group, day, raw, rows.index[int(np.flatnonzero(dup)[0])], None)
-    if policy in ("first", "last"):
-        return rows[~rows.index.duplicated(keep=policy)].sort_index(kind="stable")
-    return rows.groupby(level=0, sort=True).mean()
-
-
-def _to_grid(
-    wide: pd.DataFrame,
-    group: GroupConfig,
-    day: date,
-    start: datetime,
-    end: datetime,
-    quality: dict[str, int],
-    where: str,
-) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Snap onto the day's grid (nearest within half a step), fill short gaps, count the rest."""
-    from tsad.windows import valid_starts, window_starts
-
-    policy = group.quality
-    step = pd.Timedelta(seconds=group.sampling_seconds)
-    grid = pd.date_range(
-        pd.Timestamp(start),
-        pd.Timestamp(end),
-        freq=step,
-        inclusive="left",
-        unit="us",
-        name=TIMESTAMP,
-    )
-    wide = wide.reindex(columns=group.channels)
-    wide.index = pd.DatetimeIndex(wide.index).tz_convert("UTC").as_unit("us")
-    snapped = wide.reindex(grid, method="nearest", tolerance=step / 2).astype("float64")
-    filled = _fill_short_gaps(snapped, policy.max_fill_steps)
-    missing = int(snapped.isna().to_numpy().sum())
-    values = filled.to_numpy()
-    nan = int(np.isnan(values).sum())
-    length, stride = group.window.length, group.window.stride
-    starts = window_starts(len(grid), length, stride)
-    quality.update(
-        grid_points=len(grid),
-        missing_points=missing,
-        filled_points=missing - nan,
-        nan_points=nan,
-        masked_windows=int(len(starts) - len(valid_starts(values, starts, length))),
-    )
-    cells = max(1, values.size)
-    if nan / cells > policy.max_missing_fraction:
-        raise DataError(
-            f"group {group.name!r} on {day.isoformat()}: {nan / cells:.0%} of the day's readings "
-            f"are missing after filling gaps of up to {policy.max_fill_steps} steps "
-            f"(quality.max_missing_fraction={policy.max_missing_fraction}) in {where}; check that "
-            "the source delivered the whole day, or raise quality.max_missing_fraction"
-        )
-    return filled, {k: int(quality[k]) for k in QUALITY_KEYS}
-
-
-def _fill_short_gaps(frame: pd.DataFrame, limit: int) -> pd.DataFrame:
-    """Forward-fill NaN runs of at most ``limit`` steps; a longer run stays NaN end to end."""
-    values = frame.to_numpy(copy=True)
-    carried = frame.ffill().to_numpy()
-    for j in range(values.shape[1]):
-        gaps = np.diff(np.concatenate([[0], np.isnan(values[:, j]).astype(np.int8), [0]]))
-        for lo, hi in zip(np.flatnonzero(gaps == 1), np.flatnonzero(gaps == -1), strict=True):
-            if hi - lo <= limit:
-                values[lo:hi, j] = carried[lo:hi, j]
-    return pd.DataFrame(values, index=frame.index, columns=[str(c) for c in frame.columns])
+def _widen(keep: np.ndarray, mine: np.ndarray) -> np.ndarray:
+    """``mine`` (over the kept rows) as a mask over all rows."""
+    out = np.zeros(len(keep), dtype=bool)
+    out[keep] = mine
+    return out
