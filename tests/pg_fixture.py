@@ -20,7 +20,6 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from procs import free_port
 
 _counter = itertools.count(1)
 #: An explicit driver, so plain ``sqlalchemy.create_engine`` works on these URLs too.
@@ -65,10 +65,6 @@ def ensure_installed() -> Path:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PgServer:
@@ -78,7 +74,7 @@ class PgServer:
         self.bin_dir = bin_dir
         self.base = base
         self.data = base / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self._as_postgres = os.geteuid() == 0
         if self._as_postgres:
             pw = pwd.getpwnam("postgres")

@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from procs import free_port
 import sqlalchemy as sa
 import yaml
 from conftest import REPO, small_plant
@@ -56,10 +56,6 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 USERS = "admin:admin,viewer:viewer"  # name:role for the SimpleAuthManager
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---------------------------------------------------------------- records

@@ -27,7 +27,7 @@ from tsad.ingest.partitions import partition_path
 from tsad.pipeline import GroupDay, RunInfo
 from tsad.evaluation.simulator import simulate
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO  # noqa: E402
 START = date(2026, 3, 2)
 DAY = date(2026, 3, 5)  # trains on the 3 days before
 SHARDS = [["flow", "pressure"], ["current", "temp"]]

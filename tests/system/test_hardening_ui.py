@@ -1,7 +1,7 @@
 """Issue 16's web UI defects, each tried against the real plugin in a real ``airflow api-server``
 (items 1, 3, 15) or against real SQLite and PostgreSQL sources (item 14).
 
-The server and its records are the browser test's (``tests/test_ui_browser.py``), plus one event
+The server and its records are the browser test's (``tests/system/test_ui_browser.py``), plus one event
 whose severity is infinite (its threshold was 0). Each test failed before its fix.
 """
 

@@ -27,7 +27,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from conftest import detect
+from conftest import REPO, detect
 from tsad import pipeline, retry
 from tsad.model import registry
 from tsad.config import TsadConfig, load_config
@@ -39,7 +39,7 @@ from tsad.storage.engine import dispose_all, get_engine
 from tsad.storage.records import latest_run, write_partition
 from tsad.storage.schema import anomaly_event, anomaly_point, detection_run
 
-TESTS = Path(__file__).resolve().parent
+TESTS = REPO / "tests"  # conftest, procs: what a child process imports
 D0 = date(2026, 3, 1)
 FIRST = D0 + timedelta(days=3)  # the first scored day: models train on D0 .. D0+2
 DAYS = 33

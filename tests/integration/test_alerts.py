@@ -7,7 +7,6 @@ import email
 import email.policy
 import json
 import logging
-import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from procs import free_port
 
 from tsad.alerts import (
     EVENT_PAGE,
@@ -200,10 +200,6 @@ class Inbox:
         return "250 Message accepted for delivery"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def self_signed(tmp: Path) -> ssl.SSLContext:

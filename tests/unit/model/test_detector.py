@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import REPO
 from tsad.config import (DetectorConfig, ModelConfig, ThresholdConfig, TrainingConfig,
                          WindowConfig)
 from tsad.detection.drift import check_drift
@@ -26,7 +27,7 @@ from tsad.model.score_rule import (ScoreRule, discount_samples, persistence_fact
                                    training_seconds)
 from tsad.model.smoothing import moving_average
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures"
 
 
 @pytest.fixture(autouse=True)

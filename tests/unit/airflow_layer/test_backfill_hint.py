@@ -9,14 +9,13 @@ asks (``SerializedDAG.iter_dagrun_infos_between``), each run's data day read wit
 from __future__ import annotations
 
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 from tsad.airflow_layer.ui.backfill import backfill_command, backfill_hint, backfill_window
 from tsad.airflow_layer.ui.pages import event_page
 from tsad.dates import data_day
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO  # noqa: E402
 
 
 def _serialized_nightly(monkeypatch: pytest.MonkeyPatch, schedule_timezone: str):

@@ -29,7 +29,7 @@ from tsad.retry import TransientSourceError
 from tsad.evaluation.simulator import simulate
 from tsad.storage.engine import dispose_all
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO  # noqa: E402
 DAY = date(2024, 1, 2)
 STEP = 600  # ten-minute grid: 144 points a day
 N = 86_400 // STEP
@@ -500,7 +500,7 @@ def test_missing_artifact_file(trained: Path, tmp_path: Path) -> None:
 
 def test_every_case_is_in_the_documented_table() -> None:
     table = (REPO / "docs" / "bad-inputs.md").read_text()
-    documented = set(re.findall(r"`tests/test_bad_inputs.py::(test_\w+)`", table))
+    documented = set(re.findall(r"`tests/integration/test_bad_inputs.py::(test_\w+)`", table))
     here = {name for name in globals() if name.startswith("test_")} - {
         "test_every_case_is_in_the_documented_table"}
     assert documented == here

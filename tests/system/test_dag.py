@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO  # noqa: E402
 
 
 def test_dagbag_imports_without_errors() -> None:

@@ -10,7 +10,7 @@ import yaml
 from tsad.config import TsadConfig, from_dict, load_config
 from tsad.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO  # noqa: E402
 
 
 def minimal() -> dict:

@@ -20,7 +20,7 @@ from tsad.cli import main
 from tsad.storage import migrate
 from tsad.storage.engine import get_engine
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO  # noqa: E402
 
 
 def tables(url: str) -> set[str]:

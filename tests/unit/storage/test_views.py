@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +28,7 @@ from tsad.storage.schema import create_schema
 from tsad.storage.schema import anomaly_feedback
 from tsad.storage.views import VIEWS, create_views
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO  # noqa: E402
 UTC = timezone.utc
 D9, D10, D11 = date(2026, 11, 9), date(2026, 11, 10), date(2026, 11, 11)
 

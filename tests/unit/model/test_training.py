@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import REPO
 from tsad.config import ModelConfig
 from tsad.model.networks import build_network
 from tsad.model.training import checkpoint_dir, train
@@ -66,7 +67,7 @@ def _fit(data: tuple[np.ndarray, np.ndarray, np.ndarray], cfg: ModelConfig = CFG
 def _kill_during_epoch_3(data: tuple[np.ndarray, np.ndarray, np.ndarray], tmp_path: Path) -> None:
     for name, array in zip(("s", "t", "v"), data):
         np.save(tmp_path / f"{name}.npy", array)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "plugins")}
+    env = {**os.environ, "PYTHONPATH": str(REPO / "plugins")}
     child = subprocess.run(
         [sys.executable, "-c", CHILD, str(tmp_path), repr(dataclasses.asdict(CFG))],
         env=env, capture_output=True, text=True, timeout=300)

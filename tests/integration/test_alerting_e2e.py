@@ -13,7 +13,6 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
@@ -25,9 +24,10 @@ from urllib.request import urlopen
 from zoneinfo import ZoneInfo
 
 import pytest
+from procs import free_port
 import sqlalchemy as sa
 import yaml
-from conftest import small_plant
+from conftest import REPO, small_plant
 from test_alerts import smtp_conn, smtp_servers  # noqa: F401 - smtp_servers is a fixture
 
 from tsad.storage.engine import get_engine
@@ -43,10 +43,6 @@ SITE = "Europe/Berlin"  # UTC+1 in March: data day 2026-03-05 ends at 23:00 UTC
 UI = "http://airflow.plant.example:8080"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Inbox:
@@ -274,7 +270,7 @@ def _asset_partitions() -> set[tuple[str, str]]:
 def _run_reporting_dag() -> str:
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags"))
+    bag = DagBag(dag_folder=str(REPO / "dags"))
     return str(bag.dags["tsad_reporting"].test().state)
 
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO  # noqa: E402
 EXPECTED_ROWS = (
     "tsad e2e 30,000 x 30: values/s", "pyarrow Parquet read 30,000 x 30: values/s",
     "tsad / tutorial, 30,000 x 30", "conv1d: fraction of measured matmul FLOP/s",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from procs import free_port
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO  # noqa: E402
 
 
 def _processes_of(home: Path) -> list[int]:
