@@ -23,7 +23,7 @@ import yaml
 from conftest import small_plant
 from tsad.config import (DetectorConfig, EventConfig, ModelConfig, TsadConfig, WindowConfig,
                          from_dict, load_config)
-from tsad.detection.day_records import build_records
+from tsad.detection.day_records import DayRecords, build_records
 from tsad.detection.events import Event, find_events
 from tsad.detection.merge import merge
 from tsad.detection.unit_scores import UnitScores, read_scratch, scratch_path, write_scratch
@@ -173,7 +173,7 @@ def plant(tmp: Path, shards: list[list[str]] | None = None) -> TsadConfig:
     return from_dict(TsadConfig, raw)
 
 
-def records(config: TsadConfig, units: list[UnitScores]):  # noqa: ANN201 - DayRecords
+def records(config: TsadConfig, units: list[UnitScores]) -> DayRecords:
     group = config.group("pumps")
     logging.getLogger("tsad.pipeline").setLevel(logging.CRITICAL)  # no model: plots fail
     return build_records(config, group, DAY, merge(group, units), "tsad_nightly", "run-1",
