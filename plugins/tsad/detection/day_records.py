@@ -2,7 +2,8 @@
 
 What the public tables hold (README, *Tables*): every event and anomalous point carries the
 score, threshold and model version of the unit that leads it, so severity = score / threshold
-holds row by row for sharded groups too. The run's status and message say how much of the day
+holds row by row for sharded groups too. Events and their points name as top channels only
+channels whose reading departed, where any did (``tsad.detection.events``, rule 5). The run's status and message say how much of the day
 could be scored (``tsad.detection.coverage``). ``tsad.pipeline`` writes them in one transaction,
 then removes the partition's plots that the committed rows do not name (``tsad.detection.plots``).
 """
@@ -21,7 +22,7 @@ import numpy as np
 from tsad.config import GroupConfig, TsadConfig
 from tsad.dates import day_bounds
 from tsad.detection.coverage import coverage
-from tsad.detection.events import Event, find_events, flagged_points
+from tsad.detection.events import Event, find_events, flagged_points, point_channels
 from tsad.detection.merge import Merged
 from tsad.detection.sustained import sustained_event
 from tsad.detection.unit_scores import UnitScores
@@ -51,11 +52,13 @@ def build_records(config: TsadConfig, group: GroupConfig, day: date, merged: Mer
     that the day before already had (None: it starts today)."""
     sustained = _sustained_events(group, day, merged, since or day)
     if len(merged.drifted) == len(merged.units):  # the whole group moved: no transient events
-        events, point_idx = [], np.empty(0, dtype=np.int64)
+        events, point_idx, allowed = [], np.empty(0, dtype=np.int64), None
     else:
         events = find_events(merged.timestamps, merged.aggregate, merged.point_scores,
-                             merged.channels, merged.threshold, group.events)
+                             merged.channels, merged.threshold, group.events, merged.departed)
         point_idx = flagged_points(merged.aggregate, merged.threshold, group.events)
+        allowed = point_channels(merged.aggregate, merged.threshold, group.events,
+                                 merged.point_scores, merged.departed)
     lead = _day_lead(merged)
     start, end = day_bounds(day, config.site_timezone)
     drift = bool(merged.drifted)
@@ -83,7 +86,7 @@ def build_records(config: TsadConfig, group: GroupConfig, day: date, merged: Mer
     for (unit, event), plot in zip(sustained, sustained_plots, strict=True):
         event_records.append(_event_record(event, group.name, day, unit.model_version_id, plot))
     points = _point_records(merged, point_idx, merged.channels, merged.threshold, group, day,
-                            lead.model_version_id, source=merged.source)
+                            lead.model_version_id, source=merged.source, allowed=allowed)
     return DayRecords(run, sorted(event_records, key=lambda e: e.start_ts), points)
 
 
@@ -93,7 +96,8 @@ def _sustained_events(group: GroupConfig, day: date, merged: Merged,
     found = []
     for unit in merged.drifted:
         event = sustained_event(unit.timestamps, unit.aggregate, unit.point_scores,
-                                unit.channels, unit.threshold, group.events, since)
+                                unit.channels, unit.threshold, group.events, since,
+                                unit.departed)
         if event is not None:
             found.append((unit, event))
     return found
@@ -172,32 +176,37 @@ def _event_record(event: Event, group: str, day: date, version_id: str,
         end_ts=event.end.to_pydatetime(), peak_ts=event.peak_time.to_pydatetime(),
         peak_score=float(event.peak_score), threshold=float(event.threshold),
         severity=float(event.severity), n_points=int(event.n_points),
-        top_channels_json=[{"channel": c, "contribution": round(float(w), 6)}
-                           for c, w in event.top_channels],
+        top_channels_json=[{"channel": c, "contribution": round(float(w), 6),
+                            "departed": event.top_departed} for c, w in event.top_channels],
         model_version_id=version_id, plot_path=plot_path, kind=event.kind,
         since_date=event.since)
 
 
 def _point_records(scores: Merged, idx: np.ndarray, channels: list[str], threshold: float,
                    group: GroupConfig, day: date, version_id: str,
-                   source: Callable[[int], tuple[float, float, str]] | None = None
-                   ) -> list[PointRecord]:
+                   source: Callable[[int], tuple[float, float, str]] | None = None,
+                   allowed: np.ndarray | None = None) -> list[PointRecord]:
     """One row per anomalous timestamp and top contributing channel (public contract: README).
 
     ``source(i)`` gives timestamp ``i``'s stored ``(score, threshold, model_version_id)`` when
     they vary by row (merged shards: the lead shard's); by default they are ``aggregate[i]``,
-    ``threshold`` and ``version_id``."""
+    ``threshold`` and ``version_id``. ``allowed`` (bool ``[len(idx), c]``, from
+    ``point_channels``) limits each point's top channels to its event's departed ones; the
+    contribution stays the channel's share of the point's whole score."""
     if len(idx) == 0:
         return []
     per_channel = scores.point_scores[idx]
     share = per_channel / np.maximum(per_channel.sum(axis=1, keepdims=True), 1e-12)
-    top = np.argsort(-per_channel, axis=1)[:, : group.events.top_channels]
+    ranked = per_channel if allowed is None else np.where(allowed, per_channel, -np.inf)
+    top = np.argsort(-ranked, axis=1)[:, : group.events.top_channels]
     records = []
     for row, i in enumerate(idx):
         ts = scores.timestamps[i].to_pydatetime()
         score, limit, version = ((float(scores.aggregate[i]), threshold, version_id)
                                  if source is None else source(i))
         for c in top[row]:
+            if allowed is not None and not allowed[row, c]:
+                continue
             records.append(PointRecord(
                 sensor_group=group.name, partition_date=day, channel=channels[c], ts=ts,
                 score=score, threshold=limit, severity=score / limit,

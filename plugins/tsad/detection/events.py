@@ -5,8 +5,18 @@
 3. Two runs separated by at most ``merge_gap`` unflagged points (rows, not seconds) are one event.
 4. An event with fewer than ``min_points`` flagged points is dropped (isolated blips are noise).
 5. An event spans its first to its last flagged timestamp; its peak is its highest score and its
-   severity is peak / threshold. Top channels are each channel's share of the summed per-channel
-   score over the event's flagged points (largest first, at most ``top_channels``).
+   severity is peak / threshold. A channel's contribution is its share of the summed per-channel
+   score over the event's flagged points. Top channels are the largest contributions (at most
+   ``top_channels``) among the channels whose *reading departed* at one of those points: it lay
+   more than half a training standard deviation outside the range it spanned in training
+   (``tsad.model.departure``). The error alone cannot say which readings moved: with shared
+   codes and the cross-channel blend, a channel that breaks moves the reconstruction of
+   channels that did not, and those get errors too; a reading outside anything the model was
+   trained on is the reading's own doing. When no channel departed (a break inside the normal
+   ranges, such as a broken correlation, or a model saved before ranges existed) the ranking
+   falls back to the contributions of all channels, and the event says so (``top_departed``
+   False; ``"departed": false`` in each ``top_channels_json`` entry). Its stored points rank
+   their channels among the same channels.
 6. What an operator is shown, and what evaluation counts, is every point from an event's first
    to its last flagged point (``event_mask``); stored points are the flagged ones inside events.
 """
@@ -38,6 +48,9 @@ class Event:
     top_channels: tuple[tuple[str, float], ...]
     kind: str = "transient"  # or "sustained": the day as a whole (tsad.detection.sustained)
     since: date | None = None  # sustained: the departure's first data day
+    # True: top channels ranked among the channels whose reading departed; False: none
+    # departed (or it is not known), ranked by contribution alone (rule 5)
+    top_departed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ISO-8601 times, plain floats and ints."""
@@ -49,7 +62,8 @@ class Event:
             "threshold": self.threshold,
             "severity": self.severity,
             "n_points": self.n_points,
-            "top_channels": [{"channel": c, "contribution": s} for c, s in self.top_channels],
+            "top_channels": [{"channel": c, "contribution": s, "departed": self.top_departed}
+                             for c, s in self.top_channels],
             "kind": self.kind,
             "since": None if self.since is None else self.since.isoformat(),
         }
@@ -68,6 +82,7 @@ class Event:
                                for t in d["top_channels"]),
             kind=str(d.get("kind", "transient")),
             since=date.fromisoformat(d["since"]) if d.get("since") else None,
+            top_departed=any(bool(t.get("departed", False)) for t in d["top_channels"]),
         )
 
 
@@ -115,21 +130,65 @@ def event_mask(aggregate: np.ndarray, threshold: float, cfg: EventConfig) -> np.
     return np.cumsum(marks[:-1]) > 0
 
 
-def top_channels(scores: np.ndarray, channels: Sequence[str],
-                  limit: int) -> tuple[tuple[str, float], ...]:
-    """Shares of the summed per-channel score; NaN counts as 0, negatives are clipped to 0."""
+def top_channels(scores: np.ndarray, channels: Sequence[str], limit: int,
+                 among: np.ndarray | None = None) -> tuple[tuple[str, float], ...]:
+    """Shares of the summed per-channel score, largest first, of the channels in ``among``
+    (bool ``[c]``; None: all); NaN counts as 0, negatives are clipped to 0. The shares stay
+    shares of every channel's score."""
     sums = np.clip(np.nansum(scores, axis=0), 0.0, None)
     total = float(sums.sum())
     if not (total > 0 and np.isfinite(total)):
         return ()
     shares = sums / total
-    order = np.argsort(-shares, kind="stable")[:limit]
-    return tuple((channels[i], float(shares[i])) for i in order if shares[i] > 0)
+    ranked = shares if among is None else np.where(among, shares, 0.0)
+    order = np.argsort(-ranked, kind="stable")[:limit]
+    return tuple((channels[i], float(shares[i])) for i in order if ranked[i] > 0)
+
+
+def departed_channels(scores: np.ndarray, departed: np.ndarray | None) -> np.ndarray | None:
+    """Bool ``[c]``: the channels top channels are ranked among (rule 5), from the flagged
+    points' channel scores and departures ``[m, c]``: those whose reading departed at one of
+    them and that carry some of the score. None: no such channel, rank them all."""
+    if departed is None or len(departed) == 0:
+        return None
+    sums = np.nansum(np.asarray(scores, dtype=float), axis=0)
+    among = np.asarray(departed, dtype=bool).any(axis=0) & (sums > 0)
+    return among if among.any() else None
+
+
+def ranked_top_channels(scores: np.ndarray, departed: np.ndarray | None,
+                        channels: Sequence[str],
+                        limit: int) -> tuple[tuple[tuple[str, float], ...], bool]:
+    """An event's top channels by rule 5, and whether they were ranked among departed ones."""
+    among = departed_channels(scores, departed)
+    return top_channels(scores, channels, limit, among), among is not None
+
+
+def point_channels(aggregate: np.ndarray, threshold: float, cfg: EventConfig,
+                   channel_scores: np.ndarray, departed: np.ndarray | None) -> np.ndarray | None:
+    """Bool ``[len(flagged_points), c]``: per stored point, the channels its top channels are
+    ranked among, its event's (rule 5; all channels where the event fell back). None when no
+    departures are known."""
+    if departed is None:
+        return None
+    _, starts, stops, _ = _segments(aggregate, threshold, cfg)
+    idx = flagged_points(aggregate, threshold, cfg)
+    scores, moved = np.asarray(channel_scores), np.asarray(departed, dtype=bool)
+    allowed = np.ones((idx.size, moved.shape[1]), dtype=bool)
+    for start, stop in zip(starts.tolist(), stops.tolist()):
+        lo, hi = np.searchsorted(idx, [start, stop])
+        among = departed_channels(scores[idx[lo:hi]], moved[idx[lo:hi]])
+        if among is not None:
+            allowed[lo:hi] = among
+    return allowed
 
 
 def find_events(timestamps: pd.DatetimeIndex, aggregate: np.ndarray, channel_scores: np.ndarray,
-                channels: Sequence[str], threshold: float, cfg: EventConfig) -> list[Event]:
-    """Events in time order, following the rule in the module docstring."""
+                channels: Sequence[str], threshold: float, cfg: EventConfig,
+                departed: np.ndarray | None = None) -> list[Event]:
+    """Events in time order, following the rule in the module docstring; ``departed``
+    (bool, the shape of ``channel_scores``) marks the readings that left their training range
+    (None: not known, every event falls back)."""
     agg = np.asarray(aggregate, dtype=float)
     per_channel = np.asarray(channel_scores, dtype=float)
     if not isinstance(timestamps, pd.DatetimeIndex) or timestamps.tz is None:
@@ -144,6 +203,9 @@ def find_events(timestamps: pd.DatetimeIndex, aggregate: np.ndarray, channel_sco
     if per_channel.shape[1] != len(channels):
         raise ValueError(f"channel_scores has {per_channel.shape[1]} columns "
                          f"for {len(channels)} channels")
+    if departed is not None and np.shape(departed) != per_channel.shape:
+        raise ValueError(f"departed has shape {np.shape(departed)}, channel_scores "
+                         f"{per_channel.shape}")
     flags, starts, stops, counts = _segments(agg, threshold, cfg)
     times = timestamps.tz_convert("UTC")
     events = []
@@ -151,6 +213,10 @@ def find_events(timestamps: pd.DatetimeIndex, aggregate: np.ndarray, channel_sco
         peak = start + int(np.nanargmax(agg[start:stop]))
         in_event = flags[start:stop]
         peak_score = float(agg[peak])
+        top, top_departed = ranked_top_channels(
+            per_channel[start:stop][in_event],
+            None if departed is None else np.asarray(departed)[start:stop][in_event],
+            channels, cfg.top_channels)
         events.append(Event(
             start=times[start],
             end=times[stop - 1],
@@ -159,7 +225,7 @@ def find_events(timestamps: pd.DatetimeIndex, aggregate: np.ndarray, channel_sco
             threshold=float(threshold),
             severity=peak_score / float(threshold),
             n_points=int(count),
-            top_channels=top_channels(per_channel[start:stop][in_event], channels,
-                                       cfg.top_channels),
+            top_channels=top,
+            top_departed=top_departed,
         ))
     return events

@@ -9,7 +9,8 @@ scores are the records' as they always were. Several shards merge by this rule
 - the shard with that maximum *leads* the timestamp: the point's stored score, threshold and
   ``model_version_id`` are the lead shard's;
 - channel scores are divided by their own shard's threshold, so channels of different shards
-  compare in units of their own threshold when top channels are picked;
+  compare in units of their own threshold when top channels are picked; which readings left
+  their training range (``tsad.model.departure``) is carried per channel as it is;
 - a shard whose day moved away as a whole (``tsad.detection.drift``) is left out of the merge
   and gives one sustained event of its own (``tsad.detection.sustained``), so one departing
   subsystem neither floods the day with events nor hides the others'.
@@ -39,6 +40,7 @@ class Merged:
     lead: np.ndarray  # [n] index into ``units`` of the unit that leads each timestamp
     units: list[UnitScores]  # every unit, in shard order
     drifted: list[UnitScores]  # units left out because their day drifted
+    departed: np.ndarray | None = None  # [n, c] bool, readings outside their training range
 
     def source(self, i: int) -> tuple[float, float, str]:
         """``(score, threshold, model_version_id)`` stored for timestamp ``i``: its lead's."""
@@ -61,11 +63,13 @@ def merge(group: GroupConfig, units: list[UnitScores]) -> Merged:
     if len(units) == 1:
         drifted = [first] if first.drift else []
         return Merged(first.timestamps, list(first.channels), first.aggregate, first.point_scores,
-                      float(first.threshold), lead, units, drifted)
+                      float(first.threshold), lead, units, drifted, first.departed)
     drifted = [u for u in units if u.drift]
     active = [k for k, u in enumerate(units) if not u.drift]
     n, position = len(first.timestamps), {c: j for j, c in enumerate(group.channels)}
     points = np.zeros((n, len(group.channels)), dtype=np.float32)
+    known = any(units[k].departed is not None for k in active)
+    departed = np.zeros((n, len(group.channels)), dtype=bool) if known else None
     severity = np.full((len(units), n), -np.inf)
     for k in active:
         unit = units[k]
@@ -73,10 +77,13 @@ def merge(group: GroupConfig, units: list[UnitScores]) -> Merged:
             ratio = unit.aggregate / unit.threshold
             scaled = unit.point_scores / np.float32(unit.threshold)
         severity[k] = np.where(np.isfinite(ratio), ratio, -np.inf)
-        points[:, [position[c] for c in unit.channels]] = np.where(np.isfinite(scaled), scaled, 0)
+        columns = [position[c] for c in unit.channels]
+        points[:, columns] = np.where(np.isfinite(scaled), scaled, 0)
+        if departed is not None and unit.departed is not None:
+            departed[:, columns] = unit.departed
     if active:
         lead = np.argmax(severity, axis=0)
     merged = severity[lead, np.arange(n)]
     merged[~np.isfinite(merged)] = np.nan  # no shard covered it (or every shard drifted)
     return Merged(first.timestamps, list(group.channels), merged, points, 1.0, lead, units,
-                  drifted)
+                  drifted, departed)

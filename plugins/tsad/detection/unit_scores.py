@@ -8,8 +8,9 @@ each other's scores:
     {data_dir}/scores/group={group}/date={YYYY-MM-DD}/run={run}/{unit}.parquet
 
 with ``unit`` = ``all`` (unsharded) or ``s01``, ``s02``, ... Columns: ``timestamp``,
-``aggregate`` (float64) and ``score:{channel}`` (float32, the processed per-channel scores);
-everything else (model, threshold, drift check, window counts, missing and implausible readings
+``aggregate`` (float64), ``score:{channel}`` (float32, the processed per-channel scores) and,
+when the model has a training range, ``departed:{channel}`` (bool, the reading left it:
+``tsad.model.departure``); everything else (model, threshold, drift check, window counts, missing and implausible readings
 per channel) is JSON in the schema metadata. Writes
 are atomic (a temp file renamed into place; object storage: one PUT), so a re-run replaces a
 file whole, and the writer of the records removes the run's files once they are committed.
@@ -37,6 +38,7 @@ from tsad.config.shards import shard_folder, unit_label
 
 META_KEY = b"tsad.detection.unit_scores"
 SCORE_PREFIX = "score:"
+DEPARTED_PREFIX = "departed:"
 
 
 @dataclass
@@ -61,6 +63,9 @@ class UnitScores:
     possible_windows: int = 0  # windows of the day's grid, gap-free or not
     missing: dict[str, int] = field(default_factory=dict)  # NaN readings per channel
     implausible: dict[str, dict[str, Any]] = field(default_factory=dict)  # clipped (count, first)
+    # [n, len(channels)] bool: readings outside their training range; None: not known (a model
+    # saved before ranges existed, or a scratch file written before them)
+    departed: np.ndarray | None = None
 
     @property
     def label(self) -> str:
@@ -102,6 +107,11 @@ def read_scratch(path: fs.Location, what: str) -> UnitScores:
     points = np.empty((table.num_rows, len(channels)), dtype=np.float32)
     for j, name in enumerate(channels):
         points[:, j] = table.column(SCORE_PREFIX + name).to_numpy(zero_copy_only=False)
+    departed = None
+    if all(DEPARTED_PREFIX + name in table.column_names for name in channels):
+        departed = np.empty((table.num_rows, len(channels)), dtype=bool)
+        for j, name in enumerate(channels):
+            departed[:, j] = table.column(DEPARTED_PREFIX + name).to_numpy(zero_copy_only=False)
     return UnitScores(
         group=meta["group"], shard=meta["shard"], channels=channels,
         model_version_id=meta["model_version_id"], model_path=meta["model_path"],
@@ -111,7 +121,8 @@ def read_scratch(path: fs.Location, what: str) -> UnitScores:
         drift_message=str(meta["drift_message"]),
         started_at=datetime.fromisoformat(meta["started_at"]), run_id=str(meta["run_id"]),
         possible_windows=int(meta.get("possible_windows", 0)),
-        missing=dict(meta.get("missing", {})), implausible=dict(meta.get("implausible", {})))
+        missing=dict(meta.get("missing", {})), implausible=dict(meta.get("implausible", {})),
+        departed=departed)
 
 
 def remove_scratch(paths: list[fs.Location]) -> None:
@@ -130,9 +141,12 @@ def remove_scratch(paths: list[fs.Location]) -> None:
 
 def _to_arrow(scores: UnitScores) -> pa.Table:
     n = len(scores.timestamps)
-    if scores.aggregate.shape != (n,) or scores.point_scores.shape != (n, len(scores.channels)):
+    shape = (n, len(scores.channels))
+    if scores.aggregate.shape != (n,) or scores.point_scores.shape != shape or (
+            scores.departed is not None and scores.departed.shape != shape):
+        departed = "" if scores.departed is None else f", {scores.departed.shape}"
         raise ValueError(f"scores of {scores.label}: shapes {scores.aggregate.shape} and "
-                         f"{scores.point_scores.shape} for {n} timestamps and "
+                         f"{scores.point_scores.shape}{departed} for {n} timestamps and "
                          f"{len(scores.channels)} channels")
     columns: dict[str, pa.Array] = {
         TIMESTAMP: pa.array(scores.timestamps.tz_convert("UTC").as_unit("us"),
@@ -142,6 +156,10 @@ def _to_arrow(scores: UnitScores) -> pa.Table:
     for j, name in enumerate(scores.channels):
         columns[SCORE_PREFIX + name] = pa.array(
             np.ascontiguousarray(scores.point_scores[:, j], dtype=np.float32))
+    if scores.departed is not None:
+        for j, name in enumerate(scores.channels):
+            columns[DEPARTED_PREFIX + name] = pa.array(
+                np.ascontiguousarray(scores.departed[:, j], dtype=bool))
     meta = {"group": scores.group, "shard": scores.shard, "channels": scores.channels,
             "model_version_id": scores.model_version_id, "model_path": scores.model_path,
             "threshold": scores.threshold, "n_windows": scores.n_windows, "drift": scores.drift,

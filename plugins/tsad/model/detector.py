@@ -7,7 +7,8 @@ copy-the-input check (``tsad.model.checks``). Everything it learns is an attribu
 
 - ``score(frame)`` / ``score_partition(path)``: ``Scores`` (per window and channel, per
   timestamp and channel, an aggregate per timestamp; higher = more anomalous) of a frame in
-  memory or of a Parquet partition streamed batch by batch (``tsad.model.streaming``);
+  memory or of a Parquet partition streamed batch by batch (``tsad.model.streaming``), with
+  which readings left their training range (``tsad.model.departure``);
 - ``reconstruct(raw)``: the model's reconstruction in raw units (event plots);
 - ``save(folder)`` / ``load(folder)``: ``config.json`` (its ``DetectorConfig``),
   ``weights.safetensors`` (the ``state_dict``) and ``state.json`` (scaler, rule, threshold,
@@ -37,6 +38,7 @@ from tsad import fs
 from tsad.config import DetectorConfig, ModelConfig
 from tsad.errors import DataError, ModelError
 from tsad.model.checks import baseline_checks, log_checks
+from tsad.model.departure import ReadingRange
 from tsad.model.device import resolve_device
 from tsad.model.networks import (CrossChannelBlend, autoencoder_of, bottleneck_latent,
                                  build_detector_network)
@@ -64,7 +66,8 @@ class Detector:
                  threshold: Threshold, rule: ScoreRule | None = None,
                  weights: np.ndarray | None = None,
                  channel_thresholds: ChannelThresholds | None = None,
-                 metrics: dict[str, Any] | None = None) -> None:
+                 metrics: dict[str, Any] | None = None,
+                 reading_range: ReadingRange | None = None) -> None:
         self.config = config
         self.scaler_ = scaler
         self.network_ = network
@@ -74,6 +77,7 @@ class Detector:
                          else np.asarray(weights, dtype=np.float64))
         self.channel_thresholds_ = channel_thresholds
         self.metrics_ = dict(metrics or {})
+        self.reading_range_ = reading_range  # None: saved before ranges existed
 
     @property
     def name(self) -> str:
@@ -147,7 +151,8 @@ class Detector:
         network = network.cpu().eval()
         if isinstance(network, CrossChannelBlend):  # trained apart: the autoencoder alone
             network.fit_predictor(series[:split])
-        detector = cls(config, scaler, network, make_threshold(config.threshold))
+        detector = cls(config, scaler, network, make_threshold(config.threshold),
+                       reading_range=ReadingRange.fit(series))
         raw_errors = detector.calibrate(series, split, pd.DatetimeIndex(index))
         model_error = float(np.mean(raw_errors))
         detector.metrics_ |= {
@@ -246,8 +251,10 @@ class Detector:
         """Scores of ``frame`` (wide, the config's channels) under the score rule."""
         raw = _channel_array(frame, self.channels, "scored data")
         counts = ReadingCounts.empty(len(self.channels))
-        scored = self.score_raw(self.scaler_.transform(raw, counts), pd.DatetimeIndex(frame.index))
-        return replace(self.postprocess(scored, inplace=True), readings=counts)
+        scaled = self.scaler_.transform(raw, counts)
+        departed = None if self.reading_range_ is None else self.reading_range_.departed(scaled)
+        scored = self.score_raw(scaled, pd.DatetimeIndex(frame.index))
+        return replace(self.postprocess(scored, inplace=True), readings=counts, departed=departed)
 
     def score_partition(self, path: str | Path, read_rows: int | None = None) -> Scores:
         """``score`` of a Parquet partition, read ``read_rows`` rows at a time: only the outputs
@@ -256,7 +263,7 @@ class Detector:
 
         window = self.config.window
         raw = score_parquet(self.network_, path, self.channels, window.length, window.stride,
-                            self.scaler_, read_rows or READ_ROWS)
+                            self.scaler_, read_rows or READ_ROWS, self.reading_range_)
         return self.postprocess(raw, inplace=True)
 
     def score_raw(self, series: np.ndarray, timestamps: pd.DatetimeIndex) -> Scores:
@@ -303,6 +310,8 @@ class Detector:
             "channel_thresholds": (None if self.channel_thresholds_ is None
                                    else self.channel_thresholds_.to_dict()),
             "metrics": self.metrics_,
+            "reading_range": (None if self.reading_range_ is None
+                              else self.reading_range_.to_dict()),
             "latent": int(self.metrics_.get("latent", self.config.model.latent)),
         }
 
@@ -341,7 +350,7 @@ class Detector:
                    threshold_from_dict(state["threshold"]), ScoreRule.from_dict(
                        state.get("score_rule")), state.get("channel_weights"),
                    None if stored is None else ChannelThresholds.from_dict(stored),
-                   state.get("metrics"))
+                   state.get("metrics"), ReadingRange.from_dict(state.get("reading_range")))
 
 
 def _too_few_blocks(threshold: Threshold) -> bool:

@@ -34,6 +34,9 @@ class Scores:
     point_scores: np.ndarray  # [n_timesteps, n_channels] float32, mean over the covering windows
     aggregate: np.ndarray  # [n_timesteps] float64 mean over channels; NaN where no window covered
     readings: ReadingCounts | None = None  # missing and clipped readings, when counted
+    # [n_timesteps, n_channels] bool: readings outside their training range
+    # (``tsad.model.departure``); None when the model has no range or it was not asked for
+    departed: np.ndarray | None = None
 
     def flags(self, threshold: float) -> np.ndarray:
         with np.errstate(invalid="ignore"):

@@ -25,6 +25,7 @@ from torch import nn
 from tsad import fs
 from tsad.errors import DataError
 from tsad.ingest.partitions import TIMESTAMP
+from tsad.model.departure import ReadingRange
 from tsad.model.plausibility import ReadingCounts
 from tsad.model.scaling import ChannelScaler
 from tsad.model.scoring import Scores, SeriesScorer
@@ -34,18 +35,24 @@ READ_BUFFER = 1 << 16  # bytes per column: column chunks are read through buffer
 
 
 def score_parquet(network: nn.Module, path: str | Path, channels: list[str], length: int,
-                  stride: int, scaler: ChannelScaler, read_rows: int = READ_ROWS) -> Scores:
+                  stride: int, scaler: ChannelScaler, read_rows: int = READ_ROWS,
+                  reading_range: ReadingRange | None = None) -> Scores:
     """Score the wide Parquet file at ``path``, scaled by the model's ``scaler``; the scores
-    carry the counts of missing and clipped readings (``tsad.model.plausibility``)."""
+    carry the counts of missing and clipped readings (``tsad.model.plausibility``) and, given
+    the model's ``reading_range``, which readings departed from it (``tsad.model.departure``,
+    one bool per reading: a quarter of the point scores' size)."""
     file = open_partition(path, channels)
     n = file.metadata.num_rows
     scorer = SeriesScorer(network, n, len(channels), length, stride)
     counts = ReadingCounts.empty(len(channels))
+    departed = None if reading_range is None else np.zeros((n, len(channels)), dtype=bool)
     for first_row, chunk in overlapping_chunks(file, channels, length - 1, scaler, read_rows,
                                                counts):
         scorer.add(first_row, chunk)
+        if departed is not None:  # the overlap's rows are written again, to the same values
+            departed[first_row: first_row + len(chunk)] = reading_range.departed(chunk)
     scores = scorer.result(read_timestamps(file))
-    scores.readings = counts
+    scores.readings, scores.departed = counts, departed
     return scores
 
 

@@ -54,7 +54,8 @@ def score(ctx: GroupDay, model_path: str, shard: int | None = None) -> dict[str,
         n_windows=len(scores.window_starts), drift=drift.drift, drift_message=drift.message,
         started_at=started, run_id=ctx.run.run_id,
         possible_windows=len(window_starts(len(scores.timestamps), window.length, window.stride)),
-        missing=readings.missing_by_channel(detector.channels), implausible=implausible)
+        missing=readings.missing_by_channel(detector.channels), implausible=implausible,
+        departed=scores.departed)
     retrying(lambda: write_scratch(unit, out), f"writing the scores of {ctx.label(shard)}")
     log.info("group %s: scored %d rows with %s (%d windows) -> %s", ctx.label(shard),
              len(unit.timestamps), unit.model_version_id, unit.n_windows, out)

@@ -75,7 +75,9 @@ class RunRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class EventRecord:
-    """One anomaly event; ``top_channels_json`` is ``[{"channel", "contribution"}]`` (0..1)."""
+    """One anomaly event; ``top_channels_json`` is ``[{"channel", "contribution", "departed"}]``
+    (contribution 0..1; departed: ranked among channels whose reading left its training range,
+    ``tsad.detection.events``)."""
 
     sensor_group: str
     partition_date: date
