@@ -6,6 +6,8 @@ Routes (all behind Airflow's auth, see ``auth``):
 - ``GET /``: events, filterable by group, channel, day range, minimum severity and verdict;
 - ``GET /events/{id}``: the event's plot, numbers, model version, raw-data SQL and verdicts;
 - ``GET /events/{id}/plot.png``: the plot (only files under ``{data_dir}/plots``);
+- ``GET /api/events/{id}/series``: the event page's chart data (``series``);
+- ``GET /static/{name}``: the chart's script, shipped in the package (``chart``);
 - ``POST /events/{id}/feedback``: record a verdict (``FEEDBACK_LABELS``), back to the event page;
 - ``GET /api/events``: the filtered list as JSON.
 """
@@ -19,9 +21,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import (FileResponse, HTMLResponse, JSONResponse, RedirectResponse,
+                               Response)
 
-from tsad.airflow_layer.ui import auth, overview, pages, queries
+from tsad.airflow_layer.ui import auth, chart, overview, pages, queries
 from tsad.config import TsadConfig
 
 URL_PREFIX = "/tsad"
@@ -164,6 +167,28 @@ def plot(event_id: int, user: Viewer) -> FileResponse:
     if root not in path.parents or not path.is_file():
         raise HTTPException(404, f"the plot of event {event_id} is not under {root}")
     return FileResponse(path, media_type="image/png")
+
+
+@app.get("/api/events/{event_id}/series")
+def series(event_id: int, user: Viewer) -> JSONResponse:
+    """The chart's readings, reconstruction and score, recomputed with the event's model."""
+    from tsad.airflow_layer.ui.series import SeriesUnavailable, event_series
+
+    engine = _engine()
+    try:
+        data = event_series(config(), engine, _event(engine, event_id))
+    except SeriesUnavailable as exc:
+        raise HTTPException(404, str(exc)) from None
+    return JSONResponse(_jsonable(data))
+
+
+@app.get("/static/{name}")
+def static(name: str, user: Viewer) -> Response:
+    found = chart.static_file(name)
+    if found is None:
+        raise HTTPException(404, f"no static file {name!r}")
+    body, media_type = found
+    return Response(body, media_type=media_type, headers={"Cache-Control": "private, max-age=300"})
 
 
 @app.post("/events/{event_id}/feedback")

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from tsad.airflow_layer.ui.backfill import backfill_hint
+from tsad.airflow_layer.ui.chart import chart_block
 from tsad.airflow_layer.ui.queries import VERDICT_FILTERS, EventFilter
 
 CSS = """
@@ -155,9 +156,7 @@ def event_page(event: dict[str, Any], model: dict[str, Any] | None, history: lis
         ("run", _run_link(e, airflow_root)),
     ]
     grid = "".join(f"<div>{k}</div><div>{v}</div>" for k, v in facts)
-    plot = (f'<img class="plot" id="plot" src="{e["event_id"]}/plot.png" '
-            f'alt="readings, reconstructions and score around the event">'
-            if e["plot_path"] else '<p class="note">No plot was rendered for this event.</p>')
+    plot = chart_block(e, site_timezone)
     buttons = (f'<form method="post" action="{e["event_id"]}/feedback" id="feedback">'
                '<input type="text" name="note" placeholder="note (optional)" size="40">'
                f'<div class="verdicts">{_verdict_buttons(e["feedback_label"])}</div></form>')

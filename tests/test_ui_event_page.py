@@ -1,0 +1,200 @@
+"""The event page on a real plant: its interactive chart, and snoozes that hold back alerts.
+
+A simulated pump group (site time Europe/Berlin) with a real fault runs through the pipeline
+(real torch, real SQLite records, a real model version); ``airflow api-server`` serves the plugin
+(``api_server`` of ``test_ui_browser``). The chart's JSON is checked against the records and the
+partition; in headless Chromium the chart draws one panel per top channel and the score, labels
+its time axis in site time, and zooms by drag-select and the mouse wheel and back. Screenshots
+go to ``tests/artifacts/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+import yaml
+from conftest import small_plant
+from test_ui_browser import (  # noqa: F401 - browser is a fixture
+    ARTIFACTS, api_server, browser, call, open_page, token, wait_for)
+
+from tsad import pipeline
+from tsad.config import load_config
+from tsad.evaluation.simulator import simulate
+from tsad.ingest.partitions import read_partition
+from tsad.storage.engine import get_engine
+from tsad.storage.records import read_events
+
+START, DAY = date(2026, 3, 1), date(2026, 3, 4)
+SITE = "Europe/Berlin"
+FAULT = ("2026-03-04 18:00:00", "2026-03-04 19:00:00")  # historian time: UTC, 19:00 in Berlin
+
+
+@pytest.fixture(scope="module")
+def plant(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The pumps group with a model and the fault day's records: its config and events."""
+    tmp = tmp_path_factory.mktemp("event-page")
+    raw = small_plant(tmp)
+    raw["groups"], raw["site_timezone"] = raw["groups"][:1], SITE
+    file = tmp / "tsad.yaml"
+    file.write_text(yaml.safe_dump(raw))
+    config = load_config(file)
+    simulate(config, START, 4, seed=3)
+    historian = sa.create_engine(f"sqlite:///{tmp / 'historian.db'}")
+    with historian.begin() as conn:
+        assert conn.execute(sa.text("UPDATE pump_readings SET value = value + 50 WHERE sensor = "
+                                    "'flow' AND ts >= :a AND ts < :b"),
+                            {"a": FAULT[0], "b": FAULT[1]}).rowcount == 12
+    historian.dispose()
+    pipeline.run_day(config, DAY, ["pumps"])
+    events = read_events(get_engine(config.database.url), "pumps", DAY)
+    fault = max(events, key=lambda e: e["severity"])
+    assert fault["severity"] > 10 and "flow" in [c["channel"] for c in fault["top_channels_json"]]
+    return {"file": file, "config": config, "tmp": tmp, "events": events, "fault": fault}
+
+
+@pytest.fixture(scope="module")
+def server(plant: dict[str, Any], airflow_ready: Path) -> Iterator[dict]:
+    with api_server(plant["file"], airflow_ready, plant["tmp"]) as running:
+        yield running
+
+
+def admin(server: dict) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(server, 'admin')}"}
+
+
+# ---------------------------------------------------------------- the chart's data
+
+
+def test_series_endpoint_recomputes_the_events_readings_reconstruction_and_score(
+        server: dict, plant: dict[str, Any]) -> None:
+    base, fault = server["base"], plant["fault"]
+    url = f"{base}/tsad/api/events/{fault['id']}/series"
+    assert call(url)[0] == 401  # behind Airflow's auth like every page
+    status, headers, body = call(url, headers=admin(server))
+    assert status == 200 and headers["content-type"] == "application/json"
+    data = json.loads(body)
+    assert data["site_timezone"] == SITE and data["model_version_id"] == "pumps/v0001"
+    assert [c["name"] for c in data["channels"]] == \
+        [c["channel"] for c in fault["top_channels_json"]]
+    assert all(c["unit"] is None for c in data["channels"])  # the config has no unit setting
+    times = np.array(data["times"], dtype="datetime64[ms]")
+    assert (np.diff(times.astype(np.int64)) > 0).all() and data["step"] == 1
+    # the same readings as the partition, and the score of the run: severity at the peak
+    frame = read_partition(plant["config"].data_dir, "pumps", DAY, ["flow"])
+    stamps = frame.index.tz_convert("UTC").tz_localize(None).to_numpy().astype("datetime64[ms]")
+    rows = np.searchsorted(stamps, times)
+    flow = next(c for c in data["channels"] if c["name"] == "flow")
+    np.testing.assert_array_equal(np.array(flow["reading"]), frame["flow"].to_numpy()[rows])
+    peak = data["times"].index(int(fault["peak_ts"].timestamp() * 1000))
+    assert data["score"][peak] / data["threshold"] == pytest.approx(fault["severity"], rel=1e-6)
+    assert data["threshold"] == pytest.approx(fault["threshold"])
+    # the event is inside the neighbourhood, and the model does not reproduce the +50 fault
+    assert data["times"][0] < data["event"]["start"] <= data["event"]["end"] < data["times"][-1]
+    inside = [i for i, t in enumerate(data["times"])
+              if data["event"]["start"] <= t <= data["event"]["end"]]
+    gaps = [abs(flow["reading"][i] - flow["reconstruction"][i]) for i in inside
+            if flow["reconstruction"][i] is not None]
+    assert gaps and np.median(gaps) > 10
+    assert call(f"{base}/tsad/api/events/999999/series", headers=admin(server))[0] == 404
+
+
+def test_series_names_what_is_missing_when_the_readings_are_gone(plant: dict[str, Any],
+                                                                 tmp_path: Path) -> None:
+    from tsad.airflow_layer.ui import queries, series
+
+    config = plant["config"]
+    engine = queries.records_engine(config)
+    event = queries.get_event(engine, plant["fault"]["id"])
+    elsewhere = dataclasses.replace(config, data_dir=str(tmp_path / "data"))
+    with pytest.raises(series.SeriesUnavailable, match="readings of pumps on 2026-03-04 are gone"):
+        series.event_series(elsewhere, engine, event)
+
+
+def test_the_chart_script_is_served_from_the_package_with_no_outside_address(
+        server: dict) -> None:
+    url = f"{server['base']}/tsad/static/event_chart.js"
+    assert call(url)[0] == 401
+    status, headers, body = call(url, headers=admin(server))
+    assert status == 200 and headers["content-type"].startswith("text/javascript")
+    text = body.decode()
+    assert "https://" not in text and text.count("http://") == 1  # the SVG namespace only
+    assert "http://www.w3.org/2000/svg" in text
+    assert call(f"{server['base']}/tsad/static/..%2Fapp.py", headers=admin(server))[0] == 404
+
+
+# ---------------------------------------------------------------- the chart in a browser
+
+
+def view(driver: Any) -> tuple[int, int]:
+    start, end = driver.find_element("id", "chart").get_attribute("data-view").split(",")
+    return int(start), int(end)
+
+
+def test_event_chart_draws_in_site_time_and_zooms(
+        server: dict, plant: dict[str, Any], browser: Any) -> None:  # noqa: F811
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
+    from selenium.webdriver.common.by import By
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver, fault = browser, plant["fault"]
+    open_page(driver, server, f"{server['base']}/tsad/events/{fault['id']}",
+              "#chart[data-ready]")
+    panels = driver.find_elements(By.CSS_SELECTOR, "#chart g.panel")
+    labels = [p.find_element(By.CSS_SELECTOR, ".panel-label").text for p in panels]
+    assert labels == [c["channel"] for c in fault["top_channels_json"]] + ["score"]
+    for panel in panels[:-1]:
+        series = {p.get_attribute("data-series") for p in
+                  panel.find_elements(By.CSS_SELECTOR, "path")}
+        assert series == {"reading", "reconstruction"}
+    score = panels[-1]
+    assert score.find_elements(By.CSS_SELECTOR, "line.line-threshold")
+    assert score.find_elements(By.CSS_SELECTOR, "rect.event-span")
+    keys = driver.find_elements(By.CSS_SELECTOR, ".chart-legend .key")
+    colours = [driver.execute_script("return getComputedStyle(arguments[0]).borderTopColor", k)
+               for k in keys[:4]]  # reading, reconstruction, score, threshold
+    assert len(set(colours)) == 4
+    axis = driver.find_element(By.CSS_SELECTOR, "#chart .axis-title").text
+    assert axis == f"time ({SITE})"
+    # the axis is in site time: the event's start (UTC) is labelled an hour later (CET)
+    full = view(driver)
+    ticks = [t.text for t in driver.find_elements(By.CSS_SELECTOR, "#chart text.tick-x")]
+    assert "2026-03-04" in ticks and "20:00" in ticks  # 19:00 UTC is 20:00 in Berlin
+    png = driver.find_element(By.ID, "png")
+    assert png.get_attribute("open") is None  # the PNG fallback, folded once the chart drew
+    assert driver.execute_script("return arguments[0].naturalWidth",
+                                 driver.find_element(By.ID, "plot")) > 0
+
+    # hovering reads the values, in site time and UTC
+    hit = driver.find_element(By.CSS_SELECTOR, "#chart rect.hit")
+    ActionChains(driver).move_to_element(hit).perform()
+    readout = driver.find_element(By.ID, "chart-readout").text
+    assert "CET (" in readout and "UTC)" in readout and "flow " in readout and "score " in readout
+    driver.save_screenshot(str(ARTIFACTS / "ui-event-chart.png"))
+
+    # drag-select the middle fifth: the view narrows to it, on every panel
+    width = hit.size["width"]
+    reset = driver.find_element(By.ID, "chart-reset")
+    assert not reset.is_enabled()
+    ActionChains(driver).move_to_element_with_offset(hit, -width // 10, 0).click_and_hold() \
+        .move_by_offset(width // 5, 0).release().perform()
+    zoomed = view(driver)
+    assert full[0] < zoomed[0] < zoomed[1] < full[1]
+    assert (zoomed[1] - zoomed[0]) == pytest.approx((full[1] - full[0]) / 5, rel=0.05)
+    assert reset.is_enabled()
+    driver.save_screenshot(str(ARTIFACTS / "ui-event-chart-zoomed.png"))
+    # the wheel zooms in further around the pointer
+    ActionChains(driver).scroll_from_origin(ScrollOrigin.from_element(hit), 0, -120).perform()
+    wheeled = view(driver)
+    assert zoomed[0] <= wheeled[0] < wheeled[1] <= zoomed[1]
+    assert wheeled[1] - wheeled[0] < zoomed[1] - zoomed[0]
+    reset.click()
+    assert view(driver) == full and not reset.is_enabled()
