@@ -4,14 +4,16 @@ A simulated pump group (site time Europe/Berlin) with a real fault runs through 
 (real torch, real SQLite records, a real model version); ``airflow api-server`` serves the plugin
 (``api_server`` of ``test_ui_browser``). The chart's JSON is checked against the records and the
 partition; in headless Chromium the chart draws one panel per top channel and the score, labels
-its time axis in site time, and zooms by drag-select and the mouse wheel and back. Screenshots
-go to ``tests/artifacts/``.
+its time axis in site time, and zooms by drag-select and the mouse wheel and back. Snoozes set
+and removed on the page (in ``alert_snooze``) decide what ``pipeline.alert`` sends for the day.
+Screenshots go to ``tests/artifacts/``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -29,8 +31,10 @@ from tsad import pipeline
 from tsad.config import load_config
 from tsad.evaluation.simulator import simulate
 from tsad.ingest.partitions import read_partition
+from tsad.pipeline import GroupDay
 from tsad.storage.engine import get_engine
 from tsad.storage.records import read_events
+from tsad.storage.schema import alert_snooze
 
 START, DAY = date(2026, 3, 1), date(2026, 3, 4)
 SITE = "Europe/Berlin"
@@ -198,3 +202,116 @@ def test_event_chart_draws_in_site_time_and_zooms(
     assert wheeled[1] - wheeled[0] < zoomed[1] - zoomed[0]
     reset.click()
     assert view(driver) == full and not reset.is_enabled()
+
+
+# ---------------------------------------------------------------- snoozes
+
+
+def snooze_rows(db_url: str) -> list[dict[str, Any]]:
+    with get_engine(db_url).connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(alert_snooze)
+                                              .order_by(alert_snooze.c.id)).mappings()]
+
+
+def form(**fields: str) -> bytes:
+    from urllib.parse import urlencode
+
+    return urlencode(fields).encode()
+
+
+def test_snooze_posts_are_guarded_and_checked(server: dict, plant: dict[str, Any]) -> None:
+    base, fault = server["base"], plant["fault"]
+    url = f"{base}/tsad/events/{fault['id']}/snooze"
+    formed = {"Content-Type": "application/x-www-form-urlencoded"}
+    viewer = {**formed, "Authorization": f"Bearer {token(server, 'viewer')}"}
+    assert call(url, method="POST", headers=viewer, data=form(until="2099-01-01"))[0] == 403
+    cookie = {**formed, "Cookie": f"_token={token(server, 'admin')}",
+              "Origin": "https://evil.example"}
+    assert call(url, method="POST", headers=cookie, data=form(until="2099-01-01"))[0] == 403
+    editor = {**formed, **admin(server)}
+    status, _, body = call(url, method="POST", headers=editor,
+                           data=form(until="2099-01-01", channel="vibration"))
+    assert status == 400 and b"'channel' must be one of group pumps's channels" in body
+    status, _, body = call(url, method="POST", headers=editor, data=form(until="2026-03-05"))
+    assert status == 400 and b"'until' must be today" in body
+    status, _, body = call(url, method="POST", headers=editor, data=form(until="next week"))
+    assert status == 400 and b"'until' must be a date YYYY-MM-DD" in body
+    assert call(f"{base}/tsad/snoozes/999/remove", method="POST", headers=editor,
+                data=b"")[0] == 404
+    assert snooze_rows(server["db"]) == []
+
+
+def test_a_snooze_set_on_the_page_holds_back_the_next_alert(
+        server: dict, plant: dict[str, Any], browser: Any,  # noqa: F811
+        caplog: pytest.LogCaptureFixture) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from test_ui_browser import click_and_wait
+
+    config, fault, db = plant["config"], plant["fault"], server["db"]
+    others = [e for e in plant["events"] if e["id"] != fault["id"]]
+    assert len(others) == 1 and others[0]["top_channels_json"][0]["channel"] == "temp"
+
+    def alert() -> dict[str, Any]:
+        return pipeline.alert(GroupDay.of(config, "pumps", DAY))
+
+    assert (alert()["n_new"], alert()["n_snoozed"]) == (2, 0)
+    driver = browser
+    open_page(driver, server, f"{server['base']}/tsad/events/{fault['id']}", "form#snooze")
+    assert driver.find_element(By.ID, "snoozes").text == "No snoozes in force."
+    channel = Select(driver.find_element(By.CSS_SELECTOR, "#snooze select[name=channel]"))
+    assert channel.first_selected_option.get_attribute("value") == "current"  # its top channel
+    until = driver.find_element(By.CSS_SELECTOR, "#snooze input[name=until]").get_attribute(
+        "value")
+    assert date.fromisoformat(until) > date.today()
+
+    # the temperature sensor's events: the one temp leads is held back, the fault still alerts
+    channel.select_by_value("temp")
+    driver.find_element(By.CSS_SELECTOR, "#snooze input[name=reason]").send_keys("temp sensor swap")
+    click_and_wait(driver, driver.find_element(By.ID, "snooze-button"), "#snoozes li")
+    (listed,) = driver.find_elements(By.CSS_SELECTOR, "#snoozes li")
+    assert listed.text.startswith(f"pumps: events led by temp, data days before {until}: "
+                                  "temp sensor swap (by admin)")
+    (row,) = snooze_rows(db)
+    assert (row["sensor_group"], row["channel"], row["until_date"].isoformat(),
+            row["created_by"], row["removed_at"]) == ("pumps", "temp", until, "admin", None)
+    with caplog.at_level(logging.INFO, logger="tsad.pipeline"):
+        result = alert()
+    assert (result["n_new"], result["n_snoozed"]) == (1, 1)
+    assert f"snoozed until {until} (temp sensor swap; set by admin in the UI)" in caplog.text
+
+    # the whole group: nothing is alerted
+    Select(driver.find_element(By.CSS_SELECTOR, "#snooze select[name=channel]")) \
+        .select_by_value("")
+    driver.find_element(By.CSS_SELECTOR, "#snooze input[name=reason]").send_keys("overhaul")
+    click_and_wait(driver, driver.find_element(By.ID, "snooze-button"), "#snoozes li")
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#snoozes li")) == 2
+    assert (alert()["n_new"], alert()["n_snoozed"]) == (0, 2)
+    driver.save_screenshot(str(ARTIFACTS / "ui-event-snoozes.png"))
+    status, _, body = call(f"{server['base']}/tsad/api/snoozes?group=pumps",
+                           headers=admin(server))
+    assert status == 200 and [(s["channels"], s["source"], s["created_by"])
+                              for s in json.loads(body)["snoozes"]] == \
+        [(["temp"], "ui", "admin"), ([], "ui", "admin")]
+
+    # removed on the page: the group alerts again, the row stays as history
+    group_snooze = snooze_rows(db)[1]["id"]
+    click_and_wait(driver, driver.find_element(By.ID, f"remove-snooze-{group_snooze}"),
+                   "#snoozes li")
+    assert driver.current_url.endswith(f"/tsad/events/{fault['id']}")
+    assert [li.get_attribute("data-snooze-id")
+            for li in driver.find_elements(By.CSS_SELECTOR, "#snoozes li")] == \
+        [str(snooze_rows(db)[0]["id"])]
+    removed = snooze_rows(db)[1]
+    assert removed["removed_by"] == "admin" and removed["removed_at"] is not None
+    assert (alert()["n_new"], alert()["n_snoozed"]) == (1, 1)
+
+    # the list shows what is snoozed, removable there too
+    driver.get(f"{server['base']}/tsad/")
+    (listed,) = driver.find_elements(By.CSS_SELECTOR, "#snoozes li")
+    assert "events led by temp" in listed.text
+    click_and_wait(driver, listed.find_element(By.TAG_NAME, "button"), "#snoozes")
+    assert driver.current_url.rstrip("/").endswith("/tsad")
+    assert driver.find_element(By.ID, "snoozes").text == "No snoozes in force."
+    assert (alert()["n_new"], alert()["n_snoozed"]) == (2, 0)
