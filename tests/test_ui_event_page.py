@@ -24,8 +24,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 from conftest import small_plant
-from test_ui_browser import (  # noqa: F401 - browser is a fixture
-    ARTIFACTS, api_server, browser, call, open_page, token, wait_for)
+from test_ui_browser import ARTIFACTS, api_server, call, click_and_wait, open_page, token
+from test_ui_browser import browser  # noqa: F401 - a fixture
 
 from tsad import pipeline
 from tsad.config import load_config
@@ -120,6 +120,57 @@ def test_series_names_what_is_missing_when_the_readings_are_gone(plant: dict[str
     elsewhere = dataclasses.replace(config, data_dir=str(tmp_path / "data"))
     with pytest.raises(series.SeriesUnavailable, match="readings of pumps on 2026-03-04 are gone"):
         series.event_series(elsewhere, engine, event)
+
+
+def test_series_of_a_sharded_group_reconstructs_each_channel_with_its_shards_model(
+        tmp_path: Path) -> None:
+    """The event's model is its lead shard's; a top channel of the other shard is
+    reconstructed by that shard's model of the day, as the PNG does."""
+    from tsad.airflow_layer.ui import queries, series
+    from tsad.model.registry import load_detector, select_version
+
+    raw = small_plant(tmp_path)
+    raw["groups"] = raw["groups"][:1]
+    raw["groups"][0]["shards"] = {"channels": [["flow", "pressure"], ["current", "temp"]]}
+    file = tmp_path / "tsad.yaml"
+    file.write_text(yaml.safe_dump(raw))
+    config = load_config(file)
+    simulate(config, START, 4, seed=3)
+    historian = sa.create_engine(f"sqlite:///{tmp_path / 'historian.db'}")
+    with historian.begin() as conn:
+        conn.execute(sa.text("UPDATE pump_readings SET value = value + 50 WHERE sensor IN "
+                             "('flow', 'temp') AND ts >= :a AND ts < :b"),
+                     {"a": FAULT[0], "b": FAULT[1]})
+    historian.dispose()
+    pipeline.run_day(config, DAY, ["pumps"])
+    engine = queries.records_engine(config)
+    rows, _ = queries.list_events(engine, queries.EventFilter())
+    worst = queries.get_event(engine, rows[0]["event_id"])
+    assert worst["model_version_id"] == "pumps/s01/v0001"
+    assert [t["channel"] for t in worst["top_channels_json"]] == ["flow", "temp"]
+    data = series.event_series(config, engine, worst)
+    assert [c["name"] for c in data["channels"]] == ["flow", "temp"]
+    peak = data["times"].index(data["event"]["peak"])
+    assert data["score"][peak] / data["threshold"] == pytest.approx(worst["severity"], rel=1e-6)
+    second = load_detector(select_version(config.models_dir, "pumps", DAY, 2))
+    frame = read_partition(config.data_dir, "pumps", DAY, second.channels)
+    stamps = frame.index.as_unit("ms").asi8
+    lo, hi = (int(np.searchsorted(stamps, t)) for t in (data["times"][0], data["times"][-1]))
+    expected = second.reconstruct(frame.to_numpy()[lo:hi + 1])[:, second.channels.index("temp")]
+    temp = np.array([np.nan if v is None else v for v in data["channels"][1]["reconstruction"]])
+    np.testing.assert_allclose(temp, expected, rtol=1e-6)
+
+
+def test_a_long_neighbourhood_is_thinned_keeping_each_buckets_highest_score() -> None:
+    from tsad.airflow_layer.ui import series
+
+    score = np.zeros(86_400)  # a sustained event: a whole day at 1 s
+    score[51_234] = 9.0
+    score[:10] = np.nan
+    rows = series._thin(score)
+    assert len(rows) <= series.MAX_POINTS and 51_234 in rows
+    assert (np.diff(rows) > 0).all() and series._step(len(score)) == 29
+    assert (series._thin(np.ones(100)) == np.arange(100)).all()
 
 
 def test_the_chart_script_is_served_from_the_package_with_no_outside_address(
@@ -246,8 +297,6 @@ def test_a_snooze_set_on_the_page_holds_back_the_next_alert(
         caplog: pytest.LogCaptureFixture) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
-
-    from test_ui_browser import click_and_wait
 
     config, fault, db = plant["config"], plant["fault"], server["db"]
     others = [e for e in plant["events"] if e["id"] != fault["id"]]

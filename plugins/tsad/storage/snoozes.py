@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Engine, inspect, insert, select, update
+from sqlalchemy import Engine, insert, inspect, select, update
 
 from tsad.config import Snooze
 from tsad.storage.schema import alert_snooze
