@@ -86,7 +86,8 @@ def test_the_wheel_installs_as_an_airflow_extension_and_its_dag_parses(tmp_path:
         entry_points = next(archive.read(n).decode() for n in names
                             if n.endswith(".dist-info/entry_points.txt"))
     assert {"tsad/templates/tsad.yaml", "tsad/airflow_layer/plugin.py",
-            "tsad/airflow_layer/provider.py", "tsad/airflow_layer/nightly.py"} <= names
+            "tsad/airflow_layer/provider.py", "tsad/airflow_layer/nightly.py",
+            "tsad/airflow_layer/ui/static/event_chart.js"} <= names
     assert "[airflow.plugins]" in entry_points and "[apache_airflow_provider]" in entry_points
 
     venv = tmp_path / "venv"

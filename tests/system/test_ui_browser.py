@@ -370,6 +370,11 @@ def test_login_filter_open_an_event_and_mark_it_a_false_alarm(server: dict, brow
     plot = click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "tr.event a"), "img#plot")
     assert driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth",
                                  plot) == 720  # the PNG loaded, through the plugin's auth
+    # the seeded model version has no files: the interactive chart says so, the PNG stays open
+    chart = wait_for(driver, "#chart[data-error]")
+    assert "Interactive chart unavailable: model version pumps/v0001 cannot be loaded" \
+        in chart.text and "static picture below" in chart.text
+    assert driver.find_element(By.ID, "png").get_attribute("open") == "true"
     assert "pumps/v0001" in driver.find_element(By.ID, "model").text
     sql = driver.find_element(By.ID, "sql").text
     assert "FROM pump_readings" in sql and "'flow', 'temp'" in sql

@@ -12,12 +12,13 @@ from tsad.alerts import (Transports, build_digest, digest_email, env_transports,
 from tsad.dates import day_bounds
 from tsad.pipeline.context import GroupDay, log, retrying
 from tsad.storage.records import read_events
+from tsad.storage.snoozes import snoozes_for
 
 
 def alert(ctx: GroupDay, transports: Transports | None = None) -> dict[str, Any]:
-    """Send the day's new events (ongoing ones are not repeated, snoozed ones held back): one
-    email per recipient set (severity routes) with the plots inline, one Slack post; always log
-    the digest. ``transports`` are the Airflow layer's (the providers' hooks); without them
+    """Send the day's new events (ongoing ones are not repeated; those snoozed in the config or
+    on the event page, ``alert_snooze``, are held back): one email per recipient set (severity
+    routes) with the plots inline, one Slack post; always log the digest. ``transports`` are the Airflow layer's (the providers' hooks); without them
     (``tsad run``) the connections come from ``AIRFLOW_CONN_*`` environment variables."""
     group, day, config = ctx.group, ctx.day, ctx.config
     routes = group.alerts
@@ -30,7 +31,9 @@ def alert(ctx: GroupDay, transports: Transports | None = None) -> dict[str, Any]
         f"reading the events of {ctx.label()}")
     fresh = new_events(today, yesterday, day_bounds(day, config.site_timezone)[0],
                        group.sampling_seconds, tolerance_steps=group.events.merge_gap + 1)
-    fresh, held = split_snoozed(fresh, routes.snooze, day)
+    snoozes = [*routes.snooze, *retrying(lambda: snoozes_for(engine, group.name, day),
+                                         f"reading the snoozes of {ctx.label()}")]
+    fresh, held = split_snoozed(fresh, snoozes, day)
     for event, snooze in held:
         log.info("group %s: event at %s snoozed until %s (%s)", ctx.label(), event["start_ts"],
                  snooze.until, snooze.reason or "no reason given")

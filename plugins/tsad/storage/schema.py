@@ -198,6 +198,26 @@ anomaly_feedback = Table(
     CheckConstraint(f"label IN {FEEDBACK_LABELS!r}", name="ck_anomaly_feedback_label"),
 )
 
+# Snoozes set from the UI (``tsad.storage.snoozes``); the alerts honour them together with the
+# config's ``alerts.snooze``. Removing one keeps the row (removed_at, removed_by) as history.
+alert_snooze = Table(
+    "alert_snooze",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sensor_group", String(GROUP), nullable=False),
+    Column("channel", String(200), nullable=True,
+           comment="NULL: every event of the group; else the events where this channel carries "
+                   "at least half of the contribution"),
+    Column("until_date", Date, nullable=False,
+           comment="alerts are held back for data days before this day"),
+    Column("reason", Text, nullable=True),
+    Column("created_by", String(250), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("removed_by", String(250), nullable=True),
+    Column("removed_at", UTCDateTime, nullable=True, comment="NULL while the snooze is in force"),
+    Index(None, "sensor_group", "until_date"),
+)
+
 
 def create_schema(engine: Engine) -> None:
     """Bring the database to the newest schema through the migrations (no-op when current)."""

@@ -29,12 +29,13 @@ def tables(url: str) -> set[str]:
 
 def test_upgrade_creates_every_table_under_tsads_version_table(db_url: str) -> None:
     assert migrate.current(db_url) is None
-    assert migrate.upgrade(db_url) == migrate.head() == "0002"
+    assert migrate.upgrade(db_url) == migrate.head() == "0003"
     expected = set(migrate.load_metadata().tables)
-    assert {"model_version", "detection_run", "anomaly_event", "anomaly_point"} <= expected
+    assert {"model_version", "detection_run", "anomaly_event", "anomaly_point",
+            "alert_snooze"} <= expected
     assert expected | {migrate.VERSION_TABLE} <= tables(db_url)
     assert "alembic_version" not in tables(db_url)  # another app's Alembic is left alone
-    assert migrate.upgrade(db_url) == "0002"  # again: a no-op
+    assert migrate.upgrade(db_url) == "0003"  # again: a no-op
 
 
 def test_migrated_schema_matches_the_metadata(db_url: str) -> None:
@@ -61,7 +62,7 @@ def test_a_database_made_before_migrations_is_adopted(db_url: str) -> None:
                              "created_at, status) VALUES ('g/v0001', 'g', 1, 'dense', '{}', 'c', "
                              "'u', 'm', '2026-01-01', '2026-01-02', 'quantile', 1.0, "
                              "'2026-01-03 00:00:00', 'published')"))
-    assert migrate.upgrade(db_url) == "0002"
+    assert migrate.upgrade(db_url) == "0003"
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM model_version")).scalar_one() == 1
 
@@ -75,7 +76,7 @@ def test_the_first_release_upgrades_to_head_keeping_its_rows(db_url: str) -> Non
         conn.execute(sa.text("INSERT INTO anomaly_feedback (sensor_group, partition_date, "
                              "event_start_ts, label, created_at) VALUES ('g', '2026-01-01', "
                              "'2026-01-01 10:00:00', 'false_alarm', '2026-01-02 00:00:00')"))
-    assert migrate.upgrade(db_url) == "0002"
+    assert migrate.upgrade(db_url) == "0003"
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO anomaly_feedback (sensor_group, partition_date, "
                              "event_start_ts, label, created_at) VALUES ('g', '2026-01-01', "
@@ -93,6 +94,22 @@ def test_the_first_release_upgrades_to_head_keeping_its_rows(db_url: str) -> Non
         assert compare_metadata(context, migrate.load_metadata()) == []
 
 
+def test_a_database_at_0002_gains_the_snooze_table_keeping_its_views(db_url: str) -> None:
+    engine = get_engine(db_url)
+    assert migrate.upgrade(db_url, "0002") == "0002"
+    assert "alert_snooze" not in tables(db_url)
+    from tsad.storage.views import create_views
+
+    create_views(engine)
+    assert migrate.upgrade(db_url) == "0003"
+    assert "alert_snooze" in tables(db_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO alert_snooze (sensor_group, channel, until_date, "
+                             "created_at) VALUES ('g', NULL, '2026-12-01', "
+                             "'2026-11-20 08:00:00')"))
+        assert conn.execute(sa.text("SELECT count(*) FROM v_current_events")).scalar_one() == 0
+
+
 def test_concurrent_upgrades_serialize(db_url: str) -> None:
     results: list[str] = []
     errors: list[BaseException] = []
@@ -108,10 +125,10 @@ def test_concurrent_upgrades_serialize(db_url: str) -> None:
         t.start()
     for t in threads:
         t.join(60)
-    assert errors == [] and results == ["0002"] * 4
+    assert errors == [] and results == ["0003"] * 4
     with get_engine(db_url).connect() as conn:
         versions = conn.execute(sa.text(f"SELECT version_num FROM {migrate.VERSION_TABLE}")).all()
-    assert [v[0] for v in versions] == ["0002"]
+    assert [v[0] for v in versions] == ["0003"]
 
 
 def write_config(tmp_path: Path, db_url: str) -> Path:
@@ -126,10 +143,10 @@ def write_config(tmp_path: Path, db_url: str) -> Path:
 def test_cli_db_upgrade(db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(tmp_path, db_url)
     assert main(["--config", str(config), "db", "upgrade"]) == 0
-    assert "upgraded from empty to revision 0002" in capsys.readouterr().out
+    assert "upgraded from empty to revision 0003" in capsys.readouterr().out
     assert main(["--config", str(config), "db", "upgrade"]) == 0
-    assert "already at revision 0002" in capsys.readouterr().out
-    assert migrate.current(db_url) == "0002"
+    assert "already at revision 0003" in capsys.readouterr().out
+    assert migrate.current(db_url) == "0003"
 
 
 def test_cli_db_upgrade_unreachable_server_hides_the_password(

@@ -6,22 +6,27 @@ Routes (all behind Airflow's auth, see ``auth``):
 - ``GET /``: events, filterable by group, channel, day range, minimum severity and verdict;
 - ``GET /events/{id}``: the event's plot, numbers, model version, raw-data SQL and verdicts;
 - ``GET /events/{id}/plot.png``: the plot (only files under ``{data_dir}/plots``);
+- ``GET /api/events/{id}/series``: the event page's chart data (``series``);
+- ``GET /static/{name}``: the chart's script, shipped in the package (``chart``);
 - ``POST /events/{id}/feedback``: record a verdict (``FEEDBACK_LABELS``), back to the event page;
-- ``GET /api/events``: the filtered list as JSON.
+- ``POST /events/{id}/snooze``: snooze the event's group or a channel (``alert_snooze``);
+- ``POST /snoozes/{id}/remove``: end a snooze set here, back to the page it was removed on;
+- ``GET /api/events``: the filtered list as JSON; ``GET /api/snoozes``: the snoozes in force.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import (FileResponse, HTMLResponse, JSONResponse, RedirectResponse,
+                               Response)
 
-from tsad.airflow_layer.ui import auth, overview, pages, queries
+from tsad.airflow_layer.ui import auth, chart, overview, pages, queries, snoozing
 from tsad.config import TsadConfig
 
 URL_PREFIX = "/tsad"
@@ -113,8 +118,9 @@ def events(request: Request, user: Viewer, f: Filters) -> HTMLResponse:
     cfg = config()
     rows, truncated = _list_events(cfg, f)
     groups = {g.name: list(g.channels) for g in cfg.groups}
+    snoozes = snoozing.snooze_list(_snoozes(cfg, f.group), back="")
     return HTMLResponse(pages.events_page(rows, truncated, f, groups, _airflow_root(request),
-                                          auth.DAG_ID, cfg.site_timezone))
+                                          auth.DAG_ID, cfg.site_timezone, snoozes))
 
 
 @app.get("/overview", response_class=HTMLResponse)
@@ -151,9 +157,11 @@ def event(request: Request, event_id: int, user: Viewer) -> HTMLResponse:
     sql = (queries.raw_data_sql(group, e["start_ts"], e["end_ts"], channels or list(group.channels))
            if group else f"-- group {e['sensor_group']} is no longer configured")
     level = severity_level(e["severity"], group.alerts.routes) if group else None
+    snoozes = (snoozing.snooze_list(_snoozes(cfg, e["sensor_group"]), back=str(event_id))
+               + snoozing.snooze_form(e, group, date.today()))
     return HTMLResponse(pages.event_page(e, queries.get_model(engine, e["model_version_id"]),
                                          queries.verdicts(engine, e), sql, _airflow_root(request),
-                                         level, auth.DAG_ID, cfg.site_timezone))
+                                         level, auth.DAG_ID, cfg.site_timezone, snoozes))
 
 
 @app.get("/events/{event_id}/plot.png")
@@ -166,6 +174,28 @@ def plot(event_id: int, user: Viewer) -> FileResponse:
     return FileResponse(path, media_type="image/png")
 
 
+@app.get("/api/events/{event_id}/series")
+def series(event_id: int, user: Viewer) -> JSONResponse:
+    """The chart's readings, reconstruction and score, recomputed with the event's model."""
+    from tsad.airflow_layer.ui.series import SeriesUnavailable, event_series
+
+    engine = _engine()
+    try:
+        data = event_series(config(), engine, _event(engine, event_id))
+    except SeriesUnavailable as exc:
+        raise HTTPException(404, str(exc)) from None
+    return JSONResponse(_jsonable(data))
+
+
+@app.get("/static/{name}")
+def static(name: str, user: Viewer) -> Response:
+    found = chart.static_file(name)
+    if found is None:
+        raise HTTPException(404, f"no static file {name!r}")
+    body, media_type = found
+    return Response(body, media_type=media_type, headers={"Cache-Control": "private, max-age=300"})
+
+
 @app.post("/events/{event_id}/feedback")
 def feedback(request: Request, event_id: int, user: Editor,
              label: Annotated[str, Form()], note: Annotated[str | None, Form()] = None
@@ -176,6 +206,74 @@ def feedback(request: Request, event_id: int, user: Editor,
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
     return RedirectResponse(str(request.url_for("event", event_id=event_id)), status_code=303)
+
+
+@app.post("/events/{event_id}/snooze")
+def snooze(request: Request, event_id: int, user: Editor, until: Annotated[str, Form()],
+           channel: Annotated[str | None, Form()] = None,
+           reason: Annotated[str | None, Form()] = None) -> RedirectResponse:
+    """Hold back the alerts of the event's group (or of the events ``channel`` leads) for data
+    days before ``until``."""
+    from tsad.storage.snoozes import OUTDATED, add_snooze, has_table
+
+    engine = _engine()
+    if not has_table(engine):
+        raise HTTPException(409, OUTDATED)
+    e = _event(engine, event_id)
+    group = next((g for g in config().groups if g.name == e["sensor_group"]), None)
+    if group is None:
+        raise HTTPException(400, f"group {e['sensor_group']!r} is no longer configured")
+    if channel and channel not in group.channels:
+        raise HTTPException(400, f"'channel' must be one of group {group.name}'s channels "
+                                 f"{list(group.channels)} (or empty for the whole group), "
+                                 f"got {channel!r}")
+    try:
+        add_snooze(engine, group.name, channel or None, _until(until), reason, user.get_name())
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return RedirectResponse(str(request.url_for("event", event_id=event_id)), status_code=303)
+
+
+@app.post("/snoozes/{snooze_id}/remove")
+def unsnooze(request: Request, snooze_id: int, user: Editor,
+             back: Annotated[str | None, Form()] = None) -> RedirectResponse:
+    """End a snooze set on these pages; back to the event page (``back``: its id) or the list."""
+    from tsad.storage.snoozes import OUTDATED, has_table, remove_snooze
+
+    engine = _engine()
+    if not has_table(engine):
+        raise HTTPException(409, OUTDATED)
+    if remove_snooze(engine, snooze_id, user.get_name()) is None:
+        raise HTTPException(404, f"no snooze {snooze_id} in force (already removed?)")
+    target = (request.url_for("event", event_id=int(back)) if back and back.isdigit()
+              else request.url_for("events"))
+    return RedirectResponse(str(target), status_code=303)
+
+
+@app.get("/api/snoozes")
+def snoozes_json(user: Viewer, group: str | None = None) -> JSONResponse:
+    """The snoozes holding back tonight's alerts: set here (with ``id``) or in the config."""
+    shown = _snoozes(config(), group or None)
+    return JSONResponse({"snoozes": [_jsonable({
+        "id": s.id, "group": s.group, "channels": list(s.channels), "until": s.until,
+        "reason": s.reason, "created_by": s.by, "source": "ui" if s.id else "config"})
+        for s in shown]})
+
+
+def _snoozes(cfg: TsadConfig, group: str | None) -> list[snoozing.Shown]:
+    """Snoozes in force for yesterday's data day (what tonight's run alerts) and later."""
+    from tsad.storage.snoozes import active_snoozes, has_table
+
+    engine, day = _engine(), date.today() - timedelta(days=1)
+    rows = active_snoozes(engine, group, day) if has_table(engine) else []
+    return snoozing.in_force(rows, list(cfg.groups), day, group)
+
+
+def _until(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(400, f"'until' must be a date YYYY-MM-DD, got {value!r}") from None
 
 
 def _jsonable(value: Any) -> Any:

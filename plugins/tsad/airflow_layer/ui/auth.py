@@ -5,8 +5,9 @@ or :func:`editor`. The user is resolved exactly as Airflow's own API does (``get
 token, else the UI's ``_token`` cookie) and checked with the configured auth manager:
 
 - reading is the custom view ``Anomalies`` (method GET);
-- giving a verdict changes records of the nightly DAG, so it also needs edit rights on that DAG
-  (``is_authorized_dag`` PUT: the SimpleAuthManager's USER role and above, not VIEWER).
+- giving a verdict or setting a snooze changes records of the nightly DAG (and what it alerts),
+  so it also needs edit rights on that DAG (``is_authorized_dag`` PUT: the SimpleAuthManager's
+  USER role and above, not VIEWER).
 
 A browser without a session is sent to Airflow's login page and back; API clients get 401.
 A POST must come from the same origin unless a bearer token authenticated it (the cookie is
@@ -77,7 +78,7 @@ async def _reader(request: Request) -> tuple[Any, bool]:
 
 
 async def editor(request: Request) -> Any:
-    """The signed-in user, allowed to record verdicts (see the module docstring)."""
+    """The signed-in user, allowed to record verdicts and snoozes (see the module docstring)."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 
@@ -85,7 +86,7 @@ async def editor(request: Request) -> Any:
     manager = get_auth_manager()
     if not (manager.is_authorized_custom_view(method="POST", resource_name=RESOURCE, user=user)
             and manager.is_authorized_dag(method="PUT", details=DagDetails(id=DAG_ID), user=user)):
-        raise _forbid(user, f"record verdicts (needs edit rights on DAG {DAG_ID})")
+        raise _forbid(user, f"record verdicts or snoozes (needs edit rights on DAG {DAG_ID})")
     if not by_bearer:  # the session cookie: a browser, which another site can make post
         _same_origin(request)
     return user

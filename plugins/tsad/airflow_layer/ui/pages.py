@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from tsad.airflow_layer.ui.backfill import backfill_hint
+from tsad.airflow_layer.ui.chart import chart_block
 from tsad.airflow_layer.ui.queries import VERDICT_FILTERS, EventFilter
 
 CSS = """
@@ -41,6 +42,7 @@ border:1px solid #4a5568;color:#2d3748;background:#fff;margin-left:4px;white-spa
 pre{background:#f7fafc;border:1px solid #e2e8f0;padding:8px;overflow:auto}
 img.plot{max-width:100%;border:1px solid #e2e8f0}
 .verdict-label{font-weight:600}
+form.inline{display:inline}#snoozes li{margin:2px 0}
 """
 
 
@@ -97,7 +99,8 @@ def _options(values: Sequence[str], selected: str | None, empty: str) -> str:
 
 def events_page(rows: list[dict[str, Any]], truncated: bool, f: EventFilter,
                 groups: dict[str, list[str]], airflow_root: str, dag_id: str,
-                site_timezone: str = "UTC") -> str:
+                site_timezone: str = "UTC", snoozes: str = "") -> str:
+    """The event list; ``snoozes``: the snoozes in force (``snoozing.snooze_list``)."""
     channels = sorted({c for g, cs in groups.items() if not f.group or g == f.group for c in cs})
     form = (
         '<form class="filters" method="get" action="">'
@@ -136,12 +139,14 @@ def events_page(rows: list[dict[str, Any]], truncated: bool, f: EventFilter,
                 if start and end and start <= end else "")
     table = f'<table id="events">{head}{body}</table>' if rows else "<p>No events match.</p>"
     return page("Anomalies", '<p><a id="overview" href="overview">&larr; fleet overview</a></p>'
-                f"<h1>Anomalies</h1>{form}{summary}{table}{backfill}")
+                f"<h1>Anomalies</h1>{form}{summary}{table}{backfill}"
+                f'{"<h2>Snoozed alerts</h2>" + snoozes if snoozes else ""}')
 
 
 def event_page(event: dict[str, Any], model: dict[str, Any] | None, history: list[dict[str, Any]],
                sql: str, airflow_root: str, level: str | None, dag_id: str = "tsad_nightly",
-               site_timezone: str = "UTC") -> str:
+               site_timezone: str = "UTC", snoozes: str = "") -> str:
+    """The event page; ``snoozes``: the snooze section's HTML (``snoozing``)."""
     e = event
     facts = [
         ("group", escape(e["sensor_group"])), ("data day", str(e["partition_date"])),
@@ -155,9 +160,7 @@ def event_page(event: dict[str, Any], model: dict[str, Any] | None, history: lis
         ("run", _run_link(e, airflow_root)),
     ]
     grid = "".join(f"<div>{k}</div><div>{v}</div>" for k, v in facts)
-    plot = (f'<img class="plot" id="plot" src="{e["event_id"]}/plot.png" '
-            f'alt="readings, reconstructions and score around the event">'
-            if e["plot_path"] else '<p class="note">No plot was rendered for this event.</p>')
+    plot = chart_block(e, site_timezone)
     buttons = (f'<form method="post" action="{e["event_id"]}/feedback" id="feedback">'
                '<input type="text" name="note" placeholder="note (optional)" size="40">'
                f'<div class="verdicts">{_verdict_buttons(e["feedback_label"])}</div></form>')
@@ -171,7 +174,9 @@ def event_page(event: dict[str, Any], model: dict[str, Any] | None, history: lis
     day = day if isinstance(day, date) else date.fromisoformat(str(day))
     body = (f'<p><a href="../">&larr; all anomalies</a></p><h1>{escape(title)}</h1>{plot}'
             f'<h2>Numbers</h2><div class="grid">{grid}</div>'
-            f"<h2>Verdict</h2>{verdict}<h2>Model</h2>{_model(model, e['model_version_id'])}"
+            f"<h2>Verdict</h2>{verdict}"
+            f'{"<h2>Snooze alerts</h2>" + snoozes if snoozes else ""}'
+            f"<h2>Model</h2>{_model(model, e['model_version_id'])}"
             f'<h2>Raw data</h2><pre id="sql">{escape(sql)}</pre>'
             f"{backfill_hint(day, day, airflow_root, dag_id, site_timezone)}")
     return page(title, body)
