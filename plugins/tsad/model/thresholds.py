@@ -161,10 +161,9 @@ class QuantileThreshold(Threshold):
         return float(np.quantile(errors, self.q))
 
 
-class MeanStdThreshold(Threshold):
-    """``mean + k*std`` (population std): cheap, but pulled up by outliers in the held-out set."""
+class _SpreadThreshold(Threshold):
+    """A centre plus ``k`` spreads of the held-out errors (the two classes below)."""
 
-    strategy = "mean_std"
     defaults = {"k": 4.0}
 
     def __init__(self, k: float, margin: float = 1.0) -> None:
@@ -175,25 +174,21 @@ class MeanStdThreshold(Threshold):
 
     def params(self) -> dict[str, float]:
         return {"k": self.k}
+
+
+class MeanStdThreshold(_SpreadThreshold):
+    """``mean + k*std`` (population std): cheap, but pulled up by outliers in the held-out set."""
+
+    strategy = "mean_std"
 
     def _level(self, errors: np.ndarray) -> float:
         return float(errors.mean() + self.k * errors.std())
 
 
-class MedianMadThreshold(Threshold):
+class MedianMadThreshold(_SpreadThreshold):
     """``median + k*1.4826*MAD``: robust to a few anomalies hiding in the 'normal' errors."""
 
     strategy = "median_mad"
-    defaults = {"k": 4.0}
-
-    def __init__(self, k: float, margin: float = 1.0) -> None:
-        super().__init__(margin)
-        if not k > 0:
-            raise ValueError(f"'k' must be > 0, got {k!r}")
-        self.k = float(k)
-
-    def params(self) -> dict[str, float]:
-        return {"k": self.k}
 
     def _level(self, errors: np.ndarray) -> float:
         median = float(np.median(errors))
