@@ -368,5 +368,13 @@ class ChannelThresholds:
         return obj
 
 
-# The block strategy lives in its own module; importing it registers it under "block".
-from tsad.model.block_threshold import BlockThreshold, correlation_time  # noqa: E402,F401
+# The block strategy lives in its own module; importing it registers it under "block". A module
+# import (not its names): it works whichever of the two modules is imported first.
+from tsad.model import block_threshold as _block  # noqa: E402
+
+
+def __getattr__(name: str) -> Any:
+    """``BlockThreshold`` and ``correlation_time`` from here too, as for every strategy."""
+    if name in ("BlockThreshold", "correlation_time"):
+        return getattr(_block, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
