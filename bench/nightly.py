@@ -133,7 +133,7 @@ def night(config_file: str, train: bool) -> dict[str, Any]:
         score(ctx, model["path"])
         times["score"] = time.perf_counter() - t
         t = time.perf_counter()
-        record(ctx)
+        profiled(lambda: record(ctx), f"records-{group.name}")
         times["records"] = time.perf_counter() - t
         t = time.perf_counter()
         alerted = alert(ctx)
@@ -148,6 +148,20 @@ def night(config_file: str, train: bool) -> dict[str, Any]:
                        "events_new": alerted["n_new"]})
     return {"seconds": time.perf_counter() - began, "per_group": per_group, "models": models,
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def profiled(fn: Any, name: str) -> Any:
+    """``fn()``; with ``$TSAD_BENCH_PROFILE`` (a folder) its cProfile goes there."""
+    folder = os.environ.get("TSAD_BENCH_PROFILE")
+    if not folder:
+        return fn()
+    import cProfile
+
+    profile = cProfile.Profile()
+    try:
+        return profile.runcall(fn)
+    finally:
+        profile.dump_stats(str(Path(folder) / f"{name}.prof"))
 
 
 def child(*args: str) -> dict[str, Any]:
