@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pg_fixture
+import pytest
 from conftest import REPO  # noqa: E402
 EXPECTED_ROWS = (
     "tsad e2e 30,000 x 30: values/s", "pyarrow Parquet read 30,000 x 30: values/s",
@@ -59,3 +61,29 @@ def test_extract_benchmark_quick_run_prints_its_rows(tmp_path: Path) -> None:
     assert {r["method"] for r in rows} == {"DB-API fetchall", "ADBC + numpy pivot",
                                            "tsad extract_day"}
     assert all(r["rows"] == 25_920 and r["rows_per_s"] > 0 and r["peak_mb"] > 0 for r in rows)
+
+
+def test_nightly_benchmark_quick_run_prints_every_stage(tmp_path: Path) -> None:
+    """``bench/nightly.py --quick --no-airflow``: the plant is built in PostgreSQL and both
+    nights print their per-stage rows, peak RSS and the training epochs (the scheduler part,
+    ``bench/nightly_airflow.py``, needs minutes: it is run by hand, bench/RESULTS.md)."""
+    if pg_fixture._pg_bin() is None and os.geteuid() != 0:
+        pytest.skip("PostgreSQL is not installed (bench/nightly.py needs a server)")
+    out = tmp_path / "nightly.json"
+    run = subprocess.run([sys.executable, str(REPO / "bench" / "nightly.py"), "--quick",
+                          "--no-airflow", "--workdir", str(tmp_path / "work"), "--json", str(out)],
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    label = "2 groups x 5 ch (10 channels)"
+    assert f"{label}: source tables built, 172,800 rows over 2 days" in run.stdout, run.stdout
+    for night, stages in (("with training", ("extract history", "extract", "train", "score",
+                                             "records", "alert")),
+                          ("models loaded", ("extract", "load", "score", "records", "alert"))):
+        line = next(x for x in run.stdout.splitlines() if f"| night {night}: " in x)
+        assert all(f" {stage} " in line for stage in stages) and "peak RSS" in line, line
+    assert f"{label} | training: epochs run " in run.stdout, run.stdout
+    plant = json.loads(out.read_text())["plants"][0]
+    models = plant["with training"]["models"]
+    assert [m["trained"] for m in models] == [True, True]
+    assert all(m["epochs_run"] >= 1 and m["train_seconds"] > 0 for m in models)
+    assert not any(m["trained"] for m in plant["models loaded"]["models"])
