@@ -310,7 +310,7 @@ def test_a_snooze_set_on_the_page_holds_back_the_next_alert(
     open_page(driver, server, f"{server['base']}/tsad/events/{fault['id']}", "form#snooze")
     assert driver.find_element(By.ID, "snoozes").text == "No snoozes in force."
     channel = Select(driver.find_element(By.CSS_SELECTOR, "#snooze select[name=channel]"))
-    assert channel.first_selected_option.get_attribute("value") == "current"  # its top channel
+    assert channel.first_selected_option.get_attribute("value") == "flow"  # its top channel
     until = driver.find_element(By.CSS_SELECTOR, "#snooze input[name=until]").get_attribute(
         "value")
     assert date.fromisoformat(until) > date.today()
