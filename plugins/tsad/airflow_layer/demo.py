@@ -141,3 +141,7 @@ def where_to_look(airflow_home: Path, port: int = 8080) -> str:
              f"user admin; `make ui` prints the password (kept in {airflow_home / PASSWORDS})")
     return (f"\nsee them in Airflow: `make ui`, then http://localhost:{port} ({login});\n"
             "  the events: Browse -> Anomalies; the runs: Dags -> tsad_nightly")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
