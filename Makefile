@@ -17,11 +17,15 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing tsad with Airflow and PyTorch into $(VENV) (about 150 packages, a few minutes the first time)"
 	$(PY) -m pip install --progress-bar on -e '.[airflow]'
+	@# setuptools leaves tsad.egg-info in plugins/, which Airflow puts on sys.path: it would then
+	@# see tsad twice and report its plugin "already registered" (the venv keeps the metadata)
+	rm -rf plugins/tsad.egg-info
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
 	@echo "installing the test extras (PostgreSQL driver, S3 stand-in, browser test tools)"
 	$(PY) -m pip install --progress-bar on -e '.[dev]'
+	rm -rf plugins/tsad.egg-info
 	touch $(TEST_STAMP)
 
 install: $(STAMP)

@@ -8,6 +8,7 @@ records database), ``models/`` (the registry) and ``.airflow/`` (Airflow's home)
 from __future__ import annotations
 
 import argparse
+import warnings
 import os
 import subprocess
 import sys
@@ -76,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--setup-only", action="store_true", help="simulate and migrate, run nothing")
     args = parser.parse_args(argv)
     prepare_airflow(airflow_environment(REPO, REPO / ".airflow"))
+    import airflow  # noqa: F401  (sets its own warning filters on import; ours go after)
+
+    # Airflow's and its libraries' own deprecation notices (ignore-file syntax, test client)
+    # are not the demo's to act on; tsad's warnings still show.
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(airflow|fastapi)")
+    warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette\.testclient`")
 
     from tsad.config import load_config
     from tsad.evaluation.simulator import simulate
