@@ -154,25 +154,18 @@ def check_alerts(config: TsadConfig, name: str) -> list[Check]:
     checks = []
     if routes.email_conn_id:
         def smtp() -> str:
-            from airflow.sdk import BaseHook
+            from tsad.airflow_layer.connections import smtp_endpoint
 
-            conn = BaseHook.get_connection(routes.email_conn_id or "")
-            ssl = not (conn.extra_dejson or {}).get("disable_ssl", False)
-            host, port = conn.host, conn.port or (465 if ssl else 25)
+            host, port = smtp_endpoint(routes.email_conn_id or "")
             with socket.create_connection((host, port), timeout=5):
                 return f"mail server {host}:{port} answers"
 
         checks.append(_attempt(f"group {name} email ({routes.email_conn_id})", _airflow(smtp)))
     if routes.slack_conn_id:
         def slack() -> str:
-            from airflow.sdk import BaseHook
+            from tsad.airflow_layer.connections import slack_host
 
-            from tsad.alerts.delivery import slack_webhook_url
-
-            conn = BaseHook.get_connection(routes.slack_conn_id or "")
-            url = slack_webhook_url({"password": conn.password, "host": conn.host,
-                                     "schema": conn.schema}, routes.slack_conn_id or "")
-            return f"webhook on {url.split('/')[2]} (not posted to)"
+            return f"webhook on {slack_host(routes.slack_conn_id or '')} (not posted to)"
 
         checks.append(_attempt(f"group {name} Slack ({routes.slack_conn_id})", _airflow(slack)))
     return checks

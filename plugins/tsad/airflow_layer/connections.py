@@ -31,6 +31,25 @@ def sqlalchemy_url(conn_id: str) -> str:
     return f"{_SQLALCHEMY_SCHEMES.get(scheme, scheme)}://{rest}"
 
 
+def smtp_endpoint(conn_id: str) -> tuple[str, int]:
+    """``(host, port)`` of an SMTP connection, the port defaulted as ``SmtpHook`` does (465 with
+    SSL, its default, else 25): what ``tsad config check`` tries to reach."""
+    conn = BaseHook.get_connection(conn_id)
+    ssl = not (conn.extra_dejson or {}).get("disable_ssl", False)
+    return str(conn.host), int(conn.port or (465 if ssl else 25))
+
+
+def slack_host(conn_id: str) -> str:
+    """The host a Slack webhook connection posts to (its URL built as ``SlackWebhookHook``
+    builds it)."""
+    from tsad.alerts.delivery import slack_webhook_url
+
+    conn = BaseHook.get_connection(conn_id)
+    url = slack_webhook_url({"password": conn.password, "host": conn.host,
+                             "schema": conn.schema}, conn_id)
+    return url.split("/")[2]
+
+
 def optional_url(url: str | None, conn_id: str | None) -> str | None:
     """``url`` as configured, or the URL behind ``conn_id`` when that is what the config names."""
     return sqlalchemy_url(conn_id) if url is None and conn_id else url
