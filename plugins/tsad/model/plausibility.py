@@ -74,16 +74,20 @@ def clip_scaled(scaled: np.ndarray, counts: ReadingCounts | None, first_row: int
     """Clip ``scaled`` (rows from ``first_row``: one channel ``j``'s column, or all channels
     ``[rows, c]``) to ``±PLAUSIBLE_Z`` in place, counting into ``counts`` (None: no counts)
     what it clipped and what is missing. ``±inf`` (a reading that overflowed) is clipped too."""
-    with np.errstate(invalid="ignore"):
-        over = np.abs(scaled) > PLAUSIBLE_Z  # NaN compares False: missing stays missing
     if counts is not None:
         axis_missing = np.count_nonzero(np.isnan(scaled), axis=0)
         if j is None:
             counts.missing += axis_missing
         else:
             counts.missing[j] += int(axis_missing)
-    if not over.any():
+    # the usual case, nothing beyond the bound, in two NaN-ignoring reductions without copies
+    if scaled.size == 0 or (np.fmax.reduce(scaled, axis=None) <= PLAUSIBLE_Z
+                            and np.fmin.reduce(scaled, axis=None) >= -PLAUSIBLE_Z):
         return
+    if np.isnan(np.fmax.reduce(scaled, axis=None)):  # nothing but missing readings
+        return
+    with np.errstate(invalid="ignore"):
+        over = np.abs(scaled) > PLAUSIBLE_Z  # NaN compares False: missing stays missing
     if counts is not None:
         columns = [j] if j is not None else range(scaled.shape[1])
         for k, column in enumerate(columns):
