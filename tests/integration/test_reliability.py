@@ -27,7 +27,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from conftest import REPO, detect
+from conftest import REPO, detect, small_plant
 from tsad import pipeline, retry
 from tsad.model import registry
 from tsad.config import TsadConfig, load_config
@@ -62,32 +62,19 @@ def _cheap_plots(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def plant_dict(tmp: Path, db_url: str) -> dict[str, Any]:
-    """Two groups (SQL long and wide) sampled every 10 minutes, with tiny dense models."""
-    common = {
-        "sampling_seconds": 600,
-        "window": {"length": 12, "stride": 3},
-        "model": {"kind": "dense", "hidden": 16, "latent": 4, "epochs": 30, "batch_size": 64},
-        "training": {"days": 3, "max_model_age_days": 90},
-        # headroom: a day flagged over half (drift) makes the next day retrain, and that makes a
-        # concurrent backfill depend on the order in which its days finish
-        "threshold": {"strategy": "quantile", "q": 0.995, "margin": 3.0},
-        "events": {"min_points": 2, "merge_gap": 3, "top_channels": 2},
-    }
-    historian = f"sqlite:///{tmp}/historian.db"
-    return {
-        "site_timezone": "UTC",
-        "data_dir": str(tmp / "data"),
-        "models_dir": str(tmp / "models"),
-        "database": {"url": db_url},
-        "groups": [
-            {"name": "pumps", "channels": ["flow", "pressure", "current", "temp"],
-             "source": {"kind": "sql", "url": historian, "table": "pump_readings",
-                        "layout": "long", "timestamp_column": "ts"}, **common},
-            {"name": "boiler", "channels": ["steam", "level", "flue"],
-             "source": {"kind": "sql", "url": historian, "table": "boiler_readings",
-                        "layout": "wide", "timestamp_column": "ts"}, **common},
-        ],
-    }
+    """The test plant (``conftest.small_plant``) sampled every 10 minutes, with tiny dense models."""
+    data = small_plant(tmp, days=3, sampling_seconds=600)
+    data["database"] = {"url": db_url}
+    for group in data["groups"]:
+        group.update({
+            "window": {"length": 12, "stride": 3},
+            "model": {"kind": "dense", "hidden": 16, "latent": 4, "epochs": 30, "batch_size": 64},
+            "training": {"days": 3, "max_model_age_days": 90},
+            # headroom: a day flagged over half would be a sustained departure, kept out of the
+            # next model's training, which makes a concurrent backfill depend on its order
+            "threshold": {"strategy": "quantile", "q": 0.995, "margin": 3.0},
+        })
+    return data
 
 
 def write_config(tmp: Path, db_url: str, epochs: int | None = None) -> TsadConfig:
