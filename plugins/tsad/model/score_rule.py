@@ -3,8 +3,8 @@
 Steps (the raw errors of step 1 come from ``tsad.model.scoring``):
 
 2. Weights: ``normalise: mean`` divides each channel by its mean held-out error, so a one-channel
-   anomaly is not drowned by noisier channels. When the training range is shorter than
-   ``short_range_seconds`` a channel whose training rows hold few independent values,
+   anomaly is not drowned by noisier channels. When the training range has fewer than
+   ``short_range_rows`` rows a channel whose training rows hold few independent values,
    n_eff = n / (2 R) with persistence factor R = var(x) / (var(x[t] - x[t-1]) / 2), is also
    divided by (effective_samples / n_eff)² when n_eff < effective_samples: a slow channel (a
    temperature over minutes of a test bench) has not shown its normal range yet.
@@ -49,10 +49,12 @@ class ScoreRule:
     @classmethod
     def for_training(cls, cfg: ThresholdConfig, sampling_seconds: float,
                      timestamps: pd.DatetimeIndex, window_length: int) -> ScoreRule:
-        """The rule a model trained on rows at ``timestamps`` gets from its settings."""
+        """The rule a model trained on rows at ``timestamps`` gets from its settings. With the
+        defaults it depends on row counts only, never on ``sampling_seconds``."""
         rows = smoothing_rows(cfg, sampling_seconds)
-        seconds = training_seconds(timestamps, sampling_seconds)
-        return cls(normalise=cfg.normalise, effective_samples=discount_samples(cfg, seconds),
+        short = is_short_range(cfg, timestamps, sampling_seconds)
+        return cls(normalise=cfg.normalise,
+                   effective_samples=float(cfg.effective_samples) if short else 0.0,
                    smoothing_rows=rows, smoothing_power=cfg.smoothing_power,
                    aggregate=cfg.aggregate, scope=cfg.scope,
                    shrink=math.sqrt(max(1.0, rows / window_length)))
@@ -96,7 +98,10 @@ class ScoreRule:
 
 
 def smoothing_rows(cfg: ThresholdConfig, sampling_seconds: float) -> int:
-    """Rows in the smoothing average: ``smoothing_seconds`` over the sampling step, at least 1."""
+    """Rows in the smoothing average: ``smoothing_rows``, or ``smoothing_seconds`` over the
+    sampling step when that is set; at least 1."""
+    if cfg.smoothing_seconds is None:
+        return max(1, int(cfg.smoothing_rows))
     return max(1, int(round(cfg.smoothing_seconds / max(sampling_seconds, 1e-9))))
 
 
@@ -107,10 +112,15 @@ def training_seconds(timestamps: pd.DatetimeIndex, sampling_seconds: float) -> f
     return float((timestamps[-1] - timestamps[0]).total_seconds()) + float(sampling_seconds)
 
 
-def discount_samples(cfg: ThresholdConfig, seconds: float) -> float:
-    """The ``effective_samples`` a training range of ``seconds`` gets: the configured value
-    below ``short_range_seconds``, else 0 (a day or more has shown slow channels' daily cycle)."""
-    return float(cfg.effective_samples) if seconds < cfg.short_range_seconds else 0.0
+def is_short_range(cfg: ThresholdConfig, timestamps: pd.DatetimeIndex,
+                   sampling_seconds: float) -> bool:
+    """Whether a training range gets the slow-channel discount: fewer rows than
+    ``short_range_rows`` (a few hundred rows of a test bench or of one process run may not
+    have shown a slow channel's range; thousands have), or, when ``short_range_seconds`` is
+    set, a shorter span of time than that."""
+    if cfg.short_range_seconds is not None:
+        return training_seconds(timestamps, sampling_seconds) < cfg.short_range_seconds
+    return len(timestamps) < cfg.short_range_rows
 
 
 #: A channel's held-out error scale is at least this share of the median channel's, and at

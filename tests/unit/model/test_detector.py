@@ -23,8 +23,8 @@ from tsad.evaluation.metrics import average_precision
 from tsad.model import registry
 from tsad.model.detector import Detector
 from tsad.model.networks import CrossChannelBlend, build_detector_network
-from tsad.model.score_rule import (ScoreRule, discount_samples, persistence_factor,
-                                   training_seconds)
+from tsad.model.score_rule import (ScoreRule, is_short_range, persistence_factor,
+                                   smoothing_rows, training_seconds)
 from tsad.model.smoothing import moving_average
 
 FIXTURES = REPO / "tests" / "fixtures"
@@ -267,21 +267,50 @@ def test_a_model_saved_without_the_blend_loads_as_it_was() -> None:
     np.testing.assert_array_equal(old.score(frame).point_scores, loaded.score(frame).point_scores)
 
 
-def test_slow_channel_discount_only_for_training_ranges_shorter_than_a_day() -> None:
+def test_slow_channel_discount_only_for_training_ranges_of_few_rows() -> None:
     cfg = ThresholdConfig()
-    assert discount_samples(cfg, 400.0) == cfg.effective_samples == 100.0
-    assert discount_samples(cfg, 3 * 86_400.0) == 0.0
-    assert discount_samples(ThresholdConfig(short_range_seconds=0), 400.0) == 0.0
-    index = pd.date_range("2026-01-01", periods=400, freq="1s", tz="UTC")
-    assert training_seconds(index, 1) == 400.0
+    seconds = pd.date_range("2026-01-01", periods=400, freq="1s", tz="UTC")
+    hours = pd.date_range("2026-01-01", periods=400, freq="3min", tz="UTC")  # 20 hours
+    assert is_short_range(cfg, seconds, 1) and is_short_range(cfg, hours, 180)
+    days = pd.date_range("2026-01-01", periods=3 * 1440, freq="1min", tz="UTC")
+    assert not is_short_range(cfg, days, 60)
+    assert not is_short_range(ThresholdConfig(short_range_rows=0), seconds, 1)
+    # a span in seconds, when set, replaces the row count
+    assert training_seconds(seconds, 1) == 400.0
+    assert not is_short_range(ThresholdConfig(short_range_seconds=300), seconds, 1)
     frame = synthetic(1500, seed=2)
-    days = Detector.fit(group(epochs=2), frame, checkpoint=False)  # 25 hours of 1-minute rows
-    assert days.rule_.effective_samples == 0.0
-    short = frame.set_axis(pd.date_range("2026-01-01", periods=1500, freq="1s", tz="UTC",
-                                         name="timestamp"))
-    minutes = Detector.fit(dataclasses.replace(group(epochs=2), sampling_seconds=1), short,
-                           checkpoint=False)
-    assert minutes.rule_.effective_samples == 100.0
+    long = Detector.fit(group(epochs=2), frame, checkpoint=False)
+    assert long.rule_.effective_samples == 0.0
+    short = Detector.fit(group(epochs=2), frame.iloc[:900], checkpoint=False)
+    assert short.rule_.effective_samples == 100.0
+
+
+def test_default_spans_are_rows_never_seconds() -> None:
+    cfg = ThresholdConfig()
+    assert cfg.smoothing_seconds is None and cfg.short_range_seconds is None
+    assert smoothing_rows(cfg, 1) == smoothing_rows(cfg, 180) == cfg.smoothing_rows
+    assert smoothing_rows(ThresholdConfig(smoothing_seconds=120), 1) == 120
+    assert smoothing_rows(ThresholdConfig(smoothing_seconds=120), 60) == 2
+
+
+@pytest.mark.parametrize("rows", [900, 3000])  # a short range (slow-channel discount) and a long one
+def test_the_same_series_at_two_sampling_steps_gets_the_same_flags(rows: int) -> None:
+    """Issue 12: no default depends on the sampling step. One series, stamped every minute and
+    every three minutes, trains the same model, rule and threshold and flags the same rows."""
+    train = synthetic(rows, seed=4)
+    test, labels = with_anomalies(synthetic(1000, seed=5))
+    flags = []
+    for step in (60, 180):
+        def restamped(frame: pd.DataFrame) -> pd.DataFrame:
+            return frame.set_axis(pd.date_range("2026-01-01", periods=len(frame),
+                                                freq=f"{step}s", tz="UTC", name="timestamp"))
+
+        config = dataclasses.replace(group(), sampling_seconds=step)
+        detector = Detector.fit(config, restamped(train), checkpoint=False)
+        scores = detector.score(restamped(test))
+        flags.append(scores.aggregate > detector.threshold)
+    assert flags[0][labels].mean() > 0.3  # the check is about flags that exist
+    assert (flags[0] == flags[1]).mean() >= 0.99
 
 
 def test_a_model_published_by_tsad_0_1_loads_and_scores_as_it_did(tmp_path: Path) -> None:
