@@ -98,3 +98,33 @@ def correlation_time(series: np.ndarray, max_lag: int = 4096) -> float:
     negative = np.flatnonzero(acf[1:] <= 0)
     stop = int(negative[0]) + 1 if negative.size else acf.size
     return float(max(1.0, 1.0 + 2.0 * acf[1:stop].sum()))
+
+
+def level_range(threshold: Threshold, scores: np.ndarray, min_block_rows: int,
+                confidence: float = 0.9, replicates: int = 200) -> dict[str, Any]:
+    """How far a fitted threshold could have come out on other held-out rows of the same
+    process: the ``confidence`` range of its strategy's level (times ``margin``) over a
+    moving-block bootstrap of ``scores`` (what it was fitted on, in time order; blocks of twice
+    their correlation time, at least ``min_block_rows``), and how many independent blocks the
+    threshold rests on. Fewer than ``BlockThreshold.MIN_BLOCKS`` blocks give no range: the
+    held-out rows cannot say how the threshold would hold on new data (``note`` says so)."""
+    arr = np.asarray(scores, dtype=np.float64)
+    rows = max(int(min_block_rows), int(math.ceil(2 * correlation_time(arr))))
+    n_blocks = arr.size // rows
+    out: dict[str, Any] = {"confidence": confidence, "block_rows": rows, "n_blocks": n_blocks,
+                           "lower": None, "upper": None, "note": None}
+    if n_blocks < BlockThreshold.MIN_BLOCKS:
+        out["note"] = (f"rests on {n_blocks} independent block(s) of {rows} held-out rows (need "
+                       f"{BlockThreshold.MIN_BLOCKS} for a range): how often it fires on new "
+                       "normal data is unknown; train on a longer range")
+        return out
+    blocks = arr[: n_blocks * rows].reshape(n_blocks, rows)
+    rng = np.random.default_rng(0)  # the same scores always give the same range
+    picks = rng.integers(0, n_blocks, size=(replicates, n_blocks))
+    cls, params = type(threshold), threshold.params()
+    levels = np.array([cls.from_params(params)._level(blocks[p].ravel()) for p in picks])
+    levels = levels[np.isfinite(levels)] * threshold.margin
+    if levels.size:
+        out["lower"] = float(np.quantile(levels, (1 - confidence) / 2))
+        out["upper"] = float(np.quantile(levels, (1 + confidence) / 2))
+    return out

@@ -180,15 +180,51 @@ class Detector:
                                         rule.normalise, rule.effective_samples)
         if strategy_class(cfg.strategy).on_smoothed:
             self._fit_on_smoothed(held_raw.point_scores)
+            self._record_range(None)
             return raw_errors
         weighted = raw_errors * self.weights_
         if rule.scope == "channel":
             self.channel_thresholds_ = ChannelThresholds(lambda: make_threshold(cfg)).fit(
                 rule.narrowed(weighted))
             self.threshold_ = FixedThreshold(1.0).fit(np.ones(1))
+            self._record_range(None)
         else:
-            self.threshold_.fit(rule.narrowed(rule.combine(weighted)))
+            fitted_on = rule.narrowed(rule.combine(weighted))
+            self.threshold_.fit(fitted_on)
+            self._record_range(fitted_on)
         return raw_errors
+
+    def _record_range(self, fitted_on: np.ndarray | None) -> None:
+        """Store how far the threshold could have come out on other held-out rows of the same
+        process (``tsad.model.block_threshold.level_range``) in ``metrics_["threshold_range"]``
+        (model_version.metrics_json, the event page), and warn when the held-out rows hold too
+        few independent blocks to say. ``block`` reports its own bootstrap bounds; per-channel
+        thresholds (``scope: channel``) get none."""
+        from tsad.model.block_threshold import BlockThreshold, level_range
+
+        found: dict[str, Any] | None = None
+        t = self.threshold_
+        if isinstance(t, BlockThreshold) and t.n_blocks_ is not None:
+            few = t.n_blocks_ < t.MIN_BLOCKS
+            found = {"confidence": t.confidence, "block_rows": t.block_rows_,
+                     "n_blocks": t.n_blocks_,
+                     "lower": None if few or t.lower_ is None else t.lower_ * t.margin,
+                     "upper": None if few or t.upper_ is None else t.upper_ * t.margin,
+                     "note": t.note_ if few else None}
+        elif fitted_on is not None and fitted_on.size:
+            found = level_range(t, fitted_on, self.config.window.length)
+        self.metrics_.pop("threshold_range", None)
+        if found is None:
+            return
+        self.metrics_["threshold_range"] = found
+        if found["note"]:
+            log.warning("group %s: the threshold %.4g %s", self.name, self.threshold,
+                        found["note"])
+        else:
+            log.info("group %s: threshold %.4g; %.0f%% range %.4g .. %.4g over %d independent "
+                     "blocks of held-out rows", self.name, self.threshold,
+                     100 * found["confidence"], found["lower"], found["upper"],
+                     found["n_blocks"])
 
     def _patch_degenerate(self, held: np.ndarray, series: np.ndarray, split: int,
                           timestamps: pd.DatetimeIndex) -> None:

@@ -391,3 +391,21 @@ def test_a_held_out_part_that_is_all_zeros_gets_a_floor_and_a_warning(
     later.iloc[:, 0] += 0.02 * rng.normal(size=len(later))
     flagged = np.nanmean(detector.score(later).aggregate > detector.threshold)
     assert flagged < 0.02
+
+
+def test_the_threshold_range_is_stored_and_a_short_held_out_part_warned(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from tsad.airflow_layer.ui.pages import _threshold_range
+
+    frame = synthetic(3000, seed=6)
+    long = Detector.fit(group(epochs=2), frame, checkpoint=False)
+    found = long.state()["metrics"]["threshold_range"]
+    assert found["lower"] <= long.threshold <= found["upper"] and found["n_blocks"] >= 5
+    assert "independent blocks" in _threshold_range(found)
+    with caplog.at_level(logging.WARNING, logger="tsad.model.detector"):
+        short = Detector.fit(group(epochs=2), frame.iloc[:420], checkpoint=False)
+    found = short.metrics_["threshold_range"]
+    assert found["lower"] is None and "is unknown" in found["note"]
+    assert any("is unknown" in r.getMessage() and "group g" in r.getMessage()
+               for r in caplog.records)
+    assert _threshold_range(found).startswith("unknown: the threshold rests on")

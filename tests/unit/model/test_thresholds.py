@@ -270,3 +270,20 @@ def test_correlation_time_of_white_noise_and_of_a_slow_series() -> None:
     rng = np.random.default_rng(0)
     assert correlation_time(rng.normal(size=10_000)) < 1.5
     assert 25 < correlation_time(np.log(_ar1(20_000, 0.95, 3))) < 60  # (1 + 0.95) / 0.05 = 39
+
+
+def test_every_threshold_gets_the_range_its_held_out_blocks_allow() -> None:
+    """Item 1: the threshold's uncertainty is stored with the model: a range where the held-out
+    rows hold enough independent blocks, and a plain 'unknown' where they do not."""
+    from tsad.model.block_threshold import level_range
+
+    scores = _ar1(4000, 0.9, 7)
+    fitted = QuantileThreshold(q=0.99, margin=1.5).fit(scores)
+    found = level_range(fitted, scores, min_block_rows=16)
+    assert found["n_blocks"] >= 5 and found["block_rows"] >= 16 and found["note"] is None
+    assert found["lower"] < fitted.value_ < found["upper"]  # margin included on both sides
+    tighter = level_range(fitted, _ar1(40_000, 0.9, 7), min_block_rows=16)
+    assert tighter["upper"] - tighter["lower"] < found["upper"] - found["lower"]
+    short = level_range(fitted, _ar1(80, 0.9, 8), min_block_rows=32)
+    assert short["lower"] is None and short["upper"] is None
+    assert "is unknown" in short["note"] and "block" in short["note"]

@@ -232,6 +232,7 @@ def _model(model: dict[str, Any] | None, version_id: str | None) -> str:
         ("version", escape(model["id"])), ("detector", escape(model["detector_kind"])),
         ("trained on", f"{model['training_start']} .. {model['training_end']}"),
         ("threshold", f"{model['threshold']:.4f} ({escape(model['threshold_strategy'])})"),
+        ("threshold range", _threshold_range(metrics.get("threshold_range"))),
         ("held-out error", _num(metrics.get("model_error"))),
         ("persistence baseline", _num(metrics.get("persistence_error"))
          + ("" if beats is None else " (beaten)" if beats else " (NOT beaten)")),
@@ -239,6 +240,18 @@ def _model(model: dict[str, Any] | None, version_id: str | None) -> str:
     ]
     return '<div class="grid" id="model">' + "".join(
         f"<div>{k}</div><div>{v}</div>" for k, v in rows) + "</div>"
+
+
+def _threshold_range(found: dict[str, Any] | None) -> str:
+    """Where the threshold could have come out on other held-out rows (model/block_threshold.py:
+    level_range), or why nobody can say."""
+    if not found:
+        return "-"
+    if found.get("lower") is None or found.get("upper") is None:
+        return escape(f"unknown: the threshold {found.get('note') or 'has no range'}")
+    return escape(f"{found['lower']:.4f} .. {found['upper']:.4f} "
+                  f"({100 * found['confidence']:.0f} % range over {found['n_blocks']} "
+                  f"independent blocks of {found['block_rows']} held-out rows)")
 
 
 def _num(value: Any) -> str:
