@@ -4,9 +4,11 @@ it as a new operating point; training masks recorded events and keeps the thresh
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 import yaml
 
@@ -105,17 +107,26 @@ def test_a_retrain_after_an_anomalous_day_keeps_the_threshold(tmp_path: Path) ->
     assert thresholds["recorded"] / thresholds["clean"] < 1.4, thresholds
 
 
-def test_a_fresh_deployment_warms_up_then_scores(tmp_path: Path) -> None:
+def test_a_fresh_deployment_warms_up_then_scores(tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
     """Item 4: the first days have no history: their runs are 'warming_up' (exit 0, a run row
     saying why) until training.min_days; then a provisional model, retrained once all
-    training.days are there."""
+    training.days are there. The alerts of a provisional model's day say what it is."""
     config = load_config(plant(tmp_path, days=4, min_days=3))
-    simulate(config, START, 6, [], seed=5)
+    first_scored = START + timedelta(days=3)
+    simulate(config, START, 6, [first_scored], seed=5)
     engine = get_engine(config.database.url)
     statuses = []
     for k in range(6):
         day = START + timedelta(days=k)
-        result = pipeline.run_day(config, day, ["pumps"])[0]
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="tsad"):
+            result = pipeline.run_day(config, day, ["pumps"])[0]
+        if day == first_scored:
+            assert read_events(engine, "pumps", day), "the injected anomalies make events"
+            assert "PROVISIONAL model pumps/v0001: trained on 3 of the 4 days" in caplog.text
+        else:
+            assert "PROVISIONAL" not in caplog.text
         run = latest_run(engine, "pumps", day)
         statuses.append(run["status"])
         assert result["status"] == run["status"]

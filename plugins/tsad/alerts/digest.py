@@ -93,6 +93,7 @@ def build_digest(
     ui_base_url: str | None = None,
     plot_url: Callable[[Event], str | None] | None = None,
     adopt_after_days: int = 0,
+    model_notes: Sequence[str] = (),
 ) -> Digest | None:
     """A short digest of ``events`` (rows of ``anomaly_event``); None when there are none.
 
@@ -124,8 +125,8 @@ def build_digest(
              for r in [header, *rows]]
     intro = (f"{n} new anomaly event{'s' if n != 1 else ''} for sensor group {sensor_group} "
              f"on {day.isoformat()} (severity = peak score / threshold; >= 1 is anomalous).")
-    notes = [_sustained_note(e, day, adopt_after_days) for e in events
-             if e.get("kind") == "sustained"]
+    notes = [*(_sustained_note(e, day, adopt_after_days) for e in events
+               if e.get("kind") == "sustained"), *model_notes]
     hrefs = [event_page_url(ui_base_url, e["id"]) if ui_base_url and e.get("id") is not None
              else None for e in events]
     links = tuple((f"{_when(e, site, local)}, severity {float(e['severity']):.1f}", url)
@@ -155,6 +156,16 @@ def build_digest(
                   html=_html(intro, header, rows, hrefs, notes, plots),
                   plots=plots, links=links, images=tuple(images),
                   mention=slack_mention(worst, routes))
+
+
+def provisional_note(version_id: str, history: dict[str, Any], wanted_days: int) -> str:
+    """What a provisional model's events are worth (docs/quality.md, *Does the default
+    threshold keep its promise on new normal days*)."""
+    days = len(history.get("days") or [])
+    return (f"PROVISIONAL model {version_id}: trained on {days} of the {wanted_days} days "
+            "training.days asks for. A young model has not seen how normal days vary, and normal "
+            "days it has not seen often score above its threshold: weigh these events "
+            "accordingly. tsad retrains it daily until it has the full range.")
 
 
 def _sustained_note(event: Event, day: date, adopt_after_days: int) -> str:

@@ -9,9 +9,10 @@ from typing import Any
 from tsad.alerts import (Transports, build_digest, digest_email, env_transports, log_digest,
                          new_events, plan_emails, published_plot_url, slack_payload,
                          split_snoozed)
+from tsad.alerts.digest import provisional_note
 from tsad.dates import day_bounds
 from tsad.pipeline.context import GroupDay, log, retrying
-from tsad.storage.records import read_events
+from tsad.storage.records import model_metrics, read_events
 from tsad.storage.snoozes import snoozes_for
 
 
@@ -41,9 +42,14 @@ def alert(ctx: GroupDay, transports: Transports | None = None) -> dict[str, Any]
                               "sent": [], "emails": []}
     plot_url = (partial(published_plot_url, routes.plot_base_url, config.data_dir)
                 if routes.plot_base_url else None)
+    versions = sorted({e["model_version_id"] for e in fresh if e.get("model_version_id")})
+    metrics = retrying(lambda: model_metrics(engine, versions),
+                       f"reading the model versions of {ctx.label()}") if versions else {}
+    notes = [provisional_note(v, m["history"], group.training.days) for v, m in metrics.items()
+             if (m.get("history") or {}).get("provisional")]
     digest_of = partial(build_digest, group.name, day, routes=routes.routes,
                         site_timezone=config.site_timezone, ui_base_url=routes.ui_base_url,
-                        adopt_after_days=group.training.adopt_after_days)
+                        adopt_after_days=group.training.adopt_after_days, model_notes=notes)
     digest = digest_of(fresh, plot_url=(lambda e: plot_url(e.get("plot_path"))) if plot_url
                        else None)
     if digest is None:

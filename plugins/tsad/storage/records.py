@@ -290,6 +290,17 @@ def events_per_day(engine: Engine) -> list[dict[str, Any]]:
     return _all(engine, query)
 
 
+def model_metrics(engine: Engine, version_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``metrics_json`` of each recorded model version among ``version_ids``, by id."""
+    if not version_ids:
+        return {}
+    mv = model_version.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(mv.id, mv.metrics_json)
+                            .where(mv.id.in_(sorted(set(version_ids))))).all()
+    return {r.id: dict(r.metrics_json or {}) for r in rows}
+
+
 def latest_run(engine: Engine, sensor_group: str, partition_date: date) -> dict[str, Any] | None:
     """The newest run of the partition (highest id), or None when it never ran."""
     query = (
