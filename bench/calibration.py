@@ -132,7 +132,7 @@ def skab(folder: str, strategies: list[str]) -> int:
 
 
 def _rule_keys(cfg: ThresholdConfig) -> dict:
-    keep = ("margin", "normalise", "effective_samples", "short_range_rows", "short_range_seconds",
+    keep = ("margin", "normalise", "effective_samples", "short_range_seconds",
             "smoothing_rows", "smoothing_seconds", "smoothing_power", "aggregate", "scope")
     return {k: getattr(cfg, k) for k in keep}
 
