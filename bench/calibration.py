@@ -132,8 +132,9 @@ def skab(folder: str, strategies: list[str]) -> int:
 
 
 def _rule_keys(cfg: ThresholdConfig) -> dict:
-    keep = ("margin", "normalise", "effective_samples", "short_range_seconds",
-            "smoothing_rows", "smoothing_seconds", "smoothing_power", "aggregate", "scope")
+    keep = ("margin", "normalise", "effective_samples", "short_range_windows",
+            "short_range_seconds", "smoothing_rows", "smoothing_seconds", "smoothing_power",
+            "aggregate", "scope")
     return {k: getattr(cfg, k) for k in keep}
 
 

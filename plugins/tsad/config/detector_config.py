@@ -124,15 +124,13 @@ class ThresholdConfig:
     count)²; smoothed over ``smoothing_rows`` rows as a power mean (``smoothing_power`` p: the
     mean of errors**p, raised back to 1/p); combined by ``aggregate`` (``max`` or ``mean``).
     ``scope: channel`` fits one threshold per channel instead of one on the aggregate. The
-    slow-channel discount applies only to a channel that drifted one way through the training
-    range (``tsad.model.score_rule.drifting_channels``).
+    slow-channel discount applies only to a training range of fewer than ``short_range_windows``
+    windows' worth of rows.
 
     Spans are counted in rows, never in seconds, by default: the same series recorded at another
     sampling step gets the same rule and the same flags (docs/quality.md, *Spans in rows*).
-    ``smoothing_seconds``, when set, replaces the row count for a group whose span is known in
-    time (converted with the group's ``sampling_seconds``); ``short_range_seconds``, when set,
-    brings back the former discount rule: every slow channel of a training range shorter than
-    that many seconds.
+    ``smoothing_seconds`` / ``short_range_seconds``, when set, replace the row counts for a
+    group whose spans are known in time (converted with the group's ``sampling_seconds``).
     """
 
     #: the YAML keys that are not fields here go into this one (``tsad.config.loading``)
@@ -143,6 +141,7 @@ class ThresholdConfig:
     margin: float = 1.0
     normalise: Literal["mean", "median", "none"] = "mean"
     effective_samples: float = 100.0
+    short_range_windows: int = 20
     short_range_seconds: float | None = None
     smoothing_rows: int = 2
     smoothing_seconds: float | None = None
@@ -157,6 +156,7 @@ class ThresholdConfig:
         check(0 < self.margin <= 100, f"'margin' must be in (0, 100], got {self.margin!r}")
         within("effective_samples", self.effective_samples, 0, 1e9)
         within("smoothing_rows", self.smoothing_rows, 1, 1_000_000)
+        within("short_range_windows", self.short_range_windows, 0, 1_000_000)
         if self.smoothing_seconds is not None:
             within("smoothing_seconds", self.smoothing_seconds, 0, 7 * 86_400)
         if self.short_range_seconds is not None:

@@ -43,8 +43,8 @@ from tsad.model.device import resolve_device
 from tsad.model.networks import (CrossChannelBlend, autoencoder_of, bottleneck_latent,
                                  build_detector_network)
 from tsad.model.scaling import ChannelScaler, fit_training_scaler
-from tsad.model.score_rule import (ScoreRule, channel_weights, unsettled_channels,
-                                   error_scale, persistence_factor)
+from tsad.model.score_rule import (ScoreRule, channel_weights, error_scale,
+                                   persistence_factor)
 from tsad.model.scoring import Scores, score_series
 from tsad.model.plausibility import ReadingCounts
 from tsad.model.thresholds import (ChannelThresholds, FixedThreshold, Threshold, make_threshold,
@@ -176,12 +176,8 @@ class Detector:
         held_raw = self.score_raw(series[split:], timestamps[split:])
         self._patch_degenerate(held_raw.point_scores, series, split, timestamps)
         raw_errors = held_raw.point_scores[np.isfinite(held_raw.point_scores).all(axis=1)]
-        unsettled = unsettled_channels(series[:split])
         self.weights_ = channel_weights(raw_errors, persistence_factor(series[:split]), split,
-                                        rule.normalise, rule.effective_samples,
-                                        None if self.config.threshold.short_range_seconds
-                                        is not None else unsettled)
-        self.metrics_["unsettled_channels"] = [c for c, u in zip(self.channels, unsettled) if u]
+                                        rule.normalise, rule.effective_samples)
         if strategy_class(cfg.strategy).on_smoothed:
             self._fit_on_smoothed(held_raw.point_scores)
             self._record_range(None)

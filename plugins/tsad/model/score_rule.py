@@ -3,16 +3,15 @@
 Steps (the raw errors of step 1 come from ``tsad.model.scoring``):
 
 2. Weights: ``normalise: mean`` divides each channel by its mean held-out error, so a one-channel
-   anomaly is not drowned by noisier channels. A channel that has not shown its normal range
-   yet (``unsettled_channels``: one half of its training rows lies outside the other half's
-   range on more than a quarter of them, a level drifting or wandering through the range, such
-   as a temperature through a test bench's 400 seconds) is also divided by
-   (effective_samples / n_eff)² when its training rows hold fewer than ``effective_samples``
-   independent values, n_eff = n / (2 R) with persistence factor R = var(x) / (var(x[t] -
-   x[t-1]) / 2). A slow channel that came back, such as a daily cycle seen for days, has shown
-   its range: discounting it would hide a sustained level shift on it. The rule reads the rows
-   themselves, never seconds; ``short_range_seconds``, when set, brings back the former rule
-   (every slow channel of a training range shorter than that many seconds).
+   anomaly is not drowned by noisier channels. When the training range holds fewer than
+   ``short_range_windows`` windows' worth of rows (20 x 32 = 640 rows by default) a channel
+   whose training rows hold few independent values, n_eff = n / (2 R) with persistence factor
+   R = var(x) / (var(x[t] - x[t-1]) / 2), is also divided by (effective_samples / n_eff)² when
+   n_eff < effective_samples: a slow channel (a temperature over a test bench's minutes) has not
+   shown its normal range yet. Days of training have seen a slow channel's daily cycle, and a
+   discount there would hide a sustained level shift on it. The rule counts rows, never
+   seconds; ``short_range_seconds``, when set, replaces it with the former rule (a range
+   shorter than that many seconds).
 3. Smoothing: a centred moving power mean over ``smoothing_rows`` rows (``tsad.model.smoothing``).
 4. Aggregate: ``max`` over channels (default) or ``mean``.
 5. Threshold: fitted on held-out single-point scores shrunk toward their mean (in the space the
@@ -29,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,8 +56,7 @@ class ScoreRule:
         """The rule a model trained on rows at ``timestamps`` gets from its settings. With the
         defaults it depends on row counts only, never on ``sampling_seconds``."""
         rows = smoothing_rows(cfg, sampling_seconds)
-        short = (cfg.short_range_seconds is None
-                 or training_seconds(timestamps, sampling_seconds) < cfg.short_range_seconds)
+        short = is_short_range(cfg, timestamps, sampling_seconds, window_length)
         return cls(normalise=cfg.normalise,
                    effective_samples=float(cfg.effective_samples) if short else 0.0,
                    smoothing_rows=rows, smoothing_power=cfg.smoothing_power,
@@ -119,6 +116,16 @@ def training_seconds(timestamps: pd.DatetimeIndex, sampling_seconds: float) -> f
     return float((timestamps[-1] - timestamps[0]).total_seconds()) + float(sampling_seconds)
 
 
+def is_short_range(cfg: ThresholdConfig, timestamps: pd.DatetimeIndex, sampling_seconds: float,
+                   window_length: int) -> bool:
+    """Whether a training range gets the slow-channel discount: fewer rows than
+    ``short_range_windows`` windows (a test bench's minutes, one short process run), or, when
+    ``short_range_seconds`` is set, a shorter span of time than that."""
+    if cfg.short_range_seconds is not None:
+        return training_seconds(timestamps, sampling_seconds) < cfg.short_range_seconds
+    return len(timestamps) < cfg.short_range_windows * window_length
+
+
 #: A channel's held-out error scale is at least this share of the median channel's, and at
 #: least ``ERROR_FLOOR`` (scaled units squared): a channel that was constant or perfectly
 #: reconstructed in the held-out rows would otherwise be divided by ~0 and flag any later wiggle.
@@ -138,43 +145,13 @@ def error_scale(errors: np.ndarray, normalise: str) -> tuple[np.ndarray, np.ndar
 
 
 def channel_weights(errors: np.ndarray, persistence: np.ndarray, n_rows: int,
-                    normalise: str = "mean", effective_samples: float = 0.0,
-                    discounted: np.ndarray | None = None) -> np.ndarray:
-    """Step 2: 1 / (error scale x (effective_samples / n_eff)² if n_eff is short), the
-    discount only on the ``discounted`` channels (None: all)."""
+                    normalise: str = "mean", effective_samples: float = 0.0) -> np.ndarray:
+    """Step 2: 1 / (error scale x (effective_samples / n_eff)² if n_eff is short)."""
     scale, _ = error_scale(errors, normalise)
     discount = np.ones_like(persistence)
     if effective_samples > 0:
         discount = np.maximum(1.0, effective_samples * 2.0 * persistence / n_rows) ** 2
-        if discounted is not None:
-            discount = np.where(discounted, discount, 1.0)
     return 1.0 / (np.maximum(scale, 1e-12) * discount)
-
-
-#: A channel whose one half of the training rows lies outside the other half's range on more than
-#: this share of its rows has not shown its normal range yet (``unsettled_channels``)
-UNSEEN_SHARE = 0.25
-
-
-def unsettled_channels(series: np.ndarray) -> np.ndarray:
-    """Per channel of a training range ``[n, c]``: True when it has not shown its normal range
-    yet. Its second half of rows leaves the first half's [min, max] (or the first leaves the
-    second's) on more than ``UNSEEN_SHARE`` of the rows: a level drifting or wandering through
-    the range. A channel that came back, such as a daily cycle seen for days, stays inside.
-    Halves of rows, NaN ignored: the answer depends on the series, not on its sampling step."""
-    x = np.asarray(series, dtype=np.float64)
-    if x.shape[0] < 4:
-        return np.ones(x.shape[1], dtype=bool)
-    halves = (x[: x.shape[0] // 2], x[x.shape[0] // 2:])
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN half: nothing seen
-        shares = []
-        for a, b in (halves, halves[::-1]):
-            lo, hi = np.nanmin(a, axis=0), np.nanmax(a, axis=0)
-            outside = (b < lo) | (b > hi)
-            shares.append(np.nanmean(np.where(np.isfinite(b), outside, np.nan), axis=0))
-    worst = np.fmax(*shares)
-    return ~(worst <= UNSEEN_SHARE)
 
 
 def persistence_factor(series: np.ndarray) -> np.ndarray:

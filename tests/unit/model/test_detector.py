@@ -23,8 +23,8 @@ from tsad.evaluation.metrics import average_precision
 from tsad.model import registry
 from tsad.model.detector import Detector
 from tsad.model.networks import CrossChannelBlend, build_detector_network
-from tsad.model.score_rule import (ScoreRule, persistence_factor, smoothing_rows,
-                                   unsettled_channels)
+from tsad.model.score_rule import (ScoreRule, is_short_range, persistence_factor,
+                                   smoothing_rows, training_seconds)
 from tsad.model.smoothing import moving_average
 
 FIXTURES = REPO / "tests" / "fixtures"
@@ -267,38 +267,22 @@ def test_a_model_saved_without_the_blend_loads_as_it_was() -> None:
     np.testing.assert_array_equal(old.score(frame).point_scores, loaded.score(frame).point_scores)
 
 
-def test_unsettled_channels_are_those_that_have_not_shown_their_range() -> None:
-    rng = np.random.default_rng(0)
-    t = np.arange(3 * 288)  # three days of 5-minute rows
-    cycle = np.sin(2 * np.pi * t / 288) + rng.normal(0, 0.05, t.size)
-    drift = t / t.size + rng.normal(0, 0.05, t.size)
-    noise = rng.normal(0, 1, t.size)
-    moved = np.where(t < 0.6 * t.size, 0.0, 1.0) + rng.normal(0, 0.05, t.size)  # a new level
-    series = np.stack([cycle, drift, noise, moved], axis=1)
-    assert unsettled_channels(series).tolist() == [False, True, False, True]
-    # the same rows at any sampling step, and NaN rows ignored
-    series[::7] = np.nan
-    assert unsettled_channels(series).tolist() == [False, True, False, True]
-
-
-def test_the_slow_channel_discount_only_on_channels_that_have_not_shown_their_range() -> None:
-    frame = synthetic(1500, seed=2)  # three channels cycling 10 times
-    cycling = Detector.fit(group(epochs=2), frame, checkpoint=False)
-    assert cycling.metrics_["unsettled_channels"] == []
-    drifting = frame.copy()
-    drifting["c"] = np.linspace(0, 30, len(frame)) + drifting["c"]  # c rises throughout
-    slow = Detector.fit(group(epochs=2), drifting, checkpoint=False)
-    assert slow.metrics_["unsettled_channels"] == ["c"]
-    # only c is discounted: its weight falls far below the others' relative to the cycling fit
-    ratio = (slow.weights_ / cycling.weights_)
-    assert ratio[2] < 0.1 * min(ratio[0], ratio[1])
-    # short_range_seconds brings back the former rule: every slow channel of a short range
-    seconds = frame.set_axis(pd.date_range("2026-01-01", periods=1500, freq="1s", tz="UTC",
-                                           name="timestamp"))
-    former = Detector.fit(dataclasses.replace(group(epochs=2, short_range_seconds=86_400.0),
-                                              sampling_seconds=1), seconds, checkpoint=False)
-    assert former.rule_.effective_samples == 100.0
-    assert (former.weights_ < 0.5 * cycling.weights_).all()
+def test_slow_channel_discount_only_for_training_ranges_of_few_windows() -> None:
+    cfg = ThresholdConfig()  # fewer than 20 windows' worth of rows
+    seconds = pd.date_range("2026-01-01", periods=400, freq="1s", tz="UTC")  # SKAB's protocol
+    hours = pd.date_range("2026-01-01", periods=400, freq="3min", tz="UTC")  # 20 hours
+    assert is_short_range(cfg, seconds, 1, 32) and is_short_range(cfg, hours, 180, 32)
+    coarse = pd.date_range("2026-01-01", periods=3 * 288, freq="5min", tz="UTC")  # 3 days
+    assert not is_short_range(cfg, coarse, 300, 32) and is_short_range(cfg, coarse, 300, 64)
+    assert not is_short_range(ThresholdConfig(short_range_windows=0), seconds, 1, 32)
+    # a span in seconds, when set, replaces the window count
+    assert training_seconds(seconds, 1) == 400.0
+    assert not is_short_range(ThresholdConfig(short_range_seconds=300), seconds, 1, 32)
+    frame = synthetic(1500, seed=2)
+    long = Detector.fit(group(epochs=2), frame, checkpoint=False)  # 1500 rows, windows of 16
+    assert long.rule_.effective_samples == 0.0
+    short = Detector.fit(group(epochs=2), frame.iloc[:300], checkpoint=False)
+    assert short.rule_.effective_samples == 100.0
 
 
 def test_default_spans_are_rows_never_seconds() -> None:

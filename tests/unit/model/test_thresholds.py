@@ -167,9 +167,12 @@ def test_pot_on_a_heavy_tail_extrapolates_beyond_the_largest_error() -> None:
 
 
 def test_score_rule_settings_are_validated() -> None:
-    assert ThresholdConfig().short_range_seconds is None and ThresholdConfig().margin == 1.0
+    assert ThresholdConfig().short_range_windows == 20 and ThresholdConfig().margin == 1.0
+    assert ThresholdConfig().short_range_seconds is None
     with pytest.raises(ValueError, match="short_range_seconds"):
         ThresholdConfig(short_range_seconds=-1.0)
+    with pytest.raises(ValueError, match="short_range_windows"):
+        ThresholdConfig(short_range_windows=-1)
     with pytest.raises(ValueError, match="smoothing_rows"):
         ThresholdConfig(smoothing_rows=0)
     with pytest.raises(ValueError, match="effective_samples"):
