@@ -29,6 +29,7 @@ from tsad.storage.engine import dispose_all, get_engine
 from tsad.storage.records import latest_run, read_events
 
 START, DAY = date(2026, 3, 1), date(2026, 3, 4)
+Trained = tuple[Path, float, list]  # the plant's folder, the fault's severity, the day's events
 FAULT = (f"{DAY} 18:00:00", f"{DAY} 19:00:00")  # a real fault late in the scored day
 
 
@@ -62,7 +63,7 @@ def utc(text: str) -> datetime:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float, list]:
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     """A plant with a model for DAY, the severity of the day's real fault when the day has no
     bad reading, and the spans of that clean day's events."""
     tmp = tmp_path_factory.mktemp("readings")
@@ -94,7 +95,7 @@ def copy(trained: Path, tmp: Path, **group: Any) -> Any:
 
 @pytest.mark.parametrize("value", [1e10, 1e16, 5e20, 1e22, -1e300])
 def test_a_huge_reading_is_clipped_counted_and_hides_nothing_later(
-        trained: tuple[Path, float, list], tmp_path: Path, value: float,
+        trained: Trained, tmp_path: Path, value: float,
         caplog: pytest.LogCaptureFixture) -> None:
     """Item 4: before, 1e16 hid the later fault, 5e20 gave an infinite severity and no top
     channels, 1e22 flagged nothing at 06:00, and no quality count moved. Now the reading is
@@ -182,7 +183,7 @@ def test_a_channel_without_any_plausible_training_reading_is_named(tmp_path: Pat
      "missing readings in current (>99%), flow (>99%), pressure (>99%), temp (>99%)"),
 ], ids=["dead-channel", "all-nan-day", "single-row-day"])
 def test_a_day_with_nothing_to_score_is_no_data(
-        trained: tuple[Path, float, list], tmp_path: Path, case: str, sql: str, named: str,
+        trained: Trained, tmp_path: Path, case: str, sql: str, named: str,
         caplog: pytest.LogCaptureFixture) -> None:
     """Item 7: these days scored no window and said ``ok`` with an INFO line. Now the run's
     status is ``no_data``, a warning and the run's message say why and name the channels."""
@@ -199,7 +200,7 @@ def test_a_day_with_nothing_to_score_is_no_data(
                for r in caplog.records)
 
 
-def test_a_day_mostly_skipped_is_partial(trained: tuple[Path, float, list], tmp_path: Path,
+def test_a_day_mostly_skipped_is_partial(trained: Trained, tmp_path: Path,
                                          caplog: pytest.LogCaptureFixture) -> None:
     """Item 7: temp missing until 15:00 skips 45 of 69 windows: ``partial``, with the share."""
     config = copy(trained[0], tmp_path)

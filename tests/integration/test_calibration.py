@@ -42,8 +42,9 @@ def normal_days(tmp: Path) -> dict[str, list[pd.DataFrame]]:
     return {g.name: [_read_day(tmp / g.name / f"{d}.parquet") for d in days] for g in groups}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="issue 12 open: a 3-day model's threshold is exceeded by "
-                   "4-8x its promise on the next normal days (docs/quality.md)")
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="issue 12 open: a 3-day model's threshold is exceeded by 4-8x its "
+                          "promise on the next normal days (docs/quality.md)")
 def test_the_default_threshold_keeps_its_false_alarm_promise_on_new_normal_days(
         tmp_path: Path) -> None:
     promised = 1 - 0.99

@@ -66,18 +66,14 @@ class BlockThreshold(Threshold):
     def _level(self, errors: np.ndarray) -> float:
         q = 1.0 - self.budget
         self.estimate_ = float(np.quantile(errors, q))
-        self.block_rows_ = rows = max(self.min_block_rows, int(math.ceil(
-            2 * correlation_time(errors))))
-        self.n_blocks_ = n_blocks = errors.size // rows
-        if n_blocks < self.MIN_BLOCKS:
+        rows, n_blocks, samples = block_resamples(errors, self.min_block_rows, self.REPLICATES)
+        self.block_rows_, self.n_blocks_ = rows, n_blocks
+        if samples is None:
             self.lower_ = self.upper_ = float(errors.max())
             self.note_ = (f"{n_blocks} independent block(s) of {rows} rows, need "
                           f"{self.MIN_BLOCKS}: the threshold is the largest held-out score")
             return self.upper_
-        blocks = errors[: n_blocks * rows].reshape(n_blocks, rows)
-        rng = np.random.default_rng(0)  # the same errors always give the same threshold
-        picks = rng.integers(0, n_blocks, size=(self.REPLICATES, n_blocks))
-        levels = np.quantile(blocks[picks].reshape(self.REPLICATES, -1), q, axis=1)
+        levels = np.quantile(samples, q, axis=1)
         self.lower_ = float(np.quantile(levels, 1.0 - self.confidence))
         self.upper_ = float(np.quantile(levels, self.confidence))
         return max(self.upper_, self.estimate_)
@@ -100,29 +96,41 @@ def correlation_time(series: np.ndarray, max_lag: int = 4096) -> float:
     return float(max(1.0, 1.0 + 2.0 * acf[1:stop].sum()))
 
 
+def block_resamples(series: np.ndarray, min_block_rows: int,
+                    replicates: int) -> tuple[int, int, np.ndarray | None]:
+    """A moving-block bootstrap of ``series`` (in time order): the block length (twice its
+    correlation time, at least ``min_block_rows``), the number of whole blocks, and
+    ``replicates`` resamples of that many blocks drawn with replacement, ``[replicates,
+    n_blocks * rows]``; None instead of the resamples with fewer than ``MIN_BLOCKS`` blocks.
+    Seeded: the same series always gives the same resamples."""
+    rows = max(int(min_block_rows), int(math.ceil(2 * correlation_time(series))))
+    n_blocks = series.size // rows
+    if n_blocks < BlockThreshold.MIN_BLOCKS:
+        return rows, n_blocks, None
+    blocks = series[: n_blocks * rows].reshape(n_blocks, rows)
+    picks = np.random.default_rng(0).integers(0, n_blocks, size=(replicates, n_blocks))
+    return rows, n_blocks, blocks[picks].reshape(replicates, -1)
+
+
 def level_range(threshold: Threshold, scores: np.ndarray, min_block_rows: int,
                 confidence: float = 0.9, replicates: int = 200) -> dict[str, Any]:
     """How far a fitted threshold could have come out on other held-out rows of the same
     process: the ``confidence`` range of its strategy's level (times ``margin``) over a
-    moving-block bootstrap of ``scores`` (what it was fitted on, in time order; blocks of twice
-    their correlation time, at least ``min_block_rows``), and how many independent blocks the
-    threshold rests on. Fewer than ``BlockThreshold.MIN_BLOCKS`` blocks give no range: the
-    held-out rows cannot say how the threshold would hold on new data (``note`` says so)."""
+    moving-block bootstrap of ``scores`` (what it was fitted on, in time order:
+    ``block_resamples``), and how many independent blocks the threshold rests on. Fewer than
+    ``BlockThreshold.MIN_BLOCKS`` blocks give no range: the held-out rows cannot say how the
+    threshold would hold on new data (``note`` says so)."""
     arr = np.asarray(scores, dtype=np.float64)
-    rows = max(int(min_block_rows), int(math.ceil(2 * correlation_time(arr))))
-    n_blocks = arr.size // rows
+    rows, n_blocks, samples = block_resamples(arr, min_block_rows, replicates)
     out: dict[str, Any] = {"confidence": confidence, "block_rows": rows, "n_blocks": n_blocks,
                            "lower": None, "upper": None, "note": None}
-    if n_blocks < BlockThreshold.MIN_BLOCKS:
+    if samples is None:
         out["note"] = (f"rests on {n_blocks} independent block(s) of {rows} held-out rows (need "
                        f"{BlockThreshold.MIN_BLOCKS} for a range): how often it fires on new "
                        "normal data is unknown; train on a longer range")
         return out
-    blocks = arr[: n_blocks * rows].reshape(n_blocks, rows)
-    rng = np.random.default_rng(0)  # the same scores always give the same range
-    picks = rng.integers(0, n_blocks, size=(replicates, n_blocks))
     cls, params = type(threshold), threshold.params()
-    levels = np.array([cls.from_params(params)._level(blocks[p].ravel()) for p in picks])
+    levels = np.array([cls.from_params(params)._level(sample) for sample in samples])
     levels = levels[np.isfinite(levels)] * threshold.margin
     if levels.size:
         out["lower"] = float(np.quantile(levels, (1 - confidence) / 2))

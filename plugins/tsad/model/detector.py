@@ -178,20 +178,17 @@ class Detector:
         raw_errors = held_raw.point_scores[np.isfinite(held_raw.point_scores).all(axis=1)]
         self.weights_ = channel_weights(raw_errors, persistence_factor(series[:split]), split,
                                         rule.normalise, rule.effective_samples)
+        fitted_on = None  # the aggregate scores a single threshold is fitted on, in time order
         if strategy_class(cfg.strategy).on_smoothed:
             self._fit_on_smoothed(held_raw.point_scores)
-            self._record_range(None)
-            return raw_errors
-        weighted = raw_errors * self.weights_
-        if rule.scope == "channel":
+        elif rule.scope == "channel":
             self.channel_thresholds_ = ChannelThresholds(lambda: make_threshold(cfg)).fit(
-                rule.narrowed(weighted))
+                rule.narrowed(raw_errors * self.weights_))
             self.threshold_ = FixedThreshold(1.0).fit(np.ones(1))
-            self._record_range(None)
         else:
-            fitted_on = rule.narrowed(rule.combine(weighted))
+            fitted_on = rule.narrowed(rule.combine(raw_errors * self.weights_))
             self.threshold_.fit(fitted_on)
-            self._record_range(fitted_on)
+        self._record_range(fitted_on)
         return raw_errors
 
     def _record_range(self, fitted_on: np.ndarray | None) -> None:

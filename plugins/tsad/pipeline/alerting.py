@@ -7,9 +7,8 @@ from functools import partial
 from typing import Any
 
 from tsad.alerts import (Transports, build_digest, digest_email, env_transports, log_digest,
-                         new_events, plan_emails, published_plot_url, slack_payload,
-                         split_snoozed)
-from tsad.alerts.digest import provisional_note
+                         new_events, plan_emails, provisional_note, published_plot_url,
+                         slack_payload, split_snoozed)
 from tsad.dates import day_bounds
 from tsad.pipeline.context import GroupDay, log, retrying
 from tsad.storage.records import model_metrics, read_events
