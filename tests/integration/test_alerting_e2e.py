@@ -28,7 +28,7 @@ from procs import free_port
 import sqlalchemy as sa
 import yaml
 from conftest import REPO, small_plant
-from test_alerts import smtp_conn, smtp_servers  # noqa: F401 - smtp_servers is a fixture
+from test_alert_delivery import smtp_conn, smtp_servers  # noqa: F401 - smtp_servers is a fixture
 
 from tsad.storage.engine import get_engine
 from tsad.storage.records import read_events
