@@ -259,7 +259,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                            args.airflow_channels)
             plant = next((p for p in results["plants"] if (p["groups"], p["channels"]) ==
                           (ag, ac)), None) or one_plant(server, work, ag, ac, step, args.epochs)
-            results["airflow"] = airflow_run(plant, DAY, work / "airflow")
+            modes = {"on": [True], "off": [False], "both": [False, True]}[args.airflow_preload]
+            for preload in modes:
+                label = "airflow" if preload else "airflow_no_preload"
+                results[label] = airflow_run(plant, DAY, work / label, preload)
     finally:
         server.destroy()
     return results
@@ -276,6 +279,9 @@ def main() -> None:
     parser.add_argument("--airflow-groups", type=int, default=4)
     parser.add_argument("--airflow-channels", type=int, default=50)
     parser.add_argument("--no-airflow", action="store_true")
+    parser.add_argument("--airflow-preload", choices=("on", "off", "both"), default="on",
+                        help="TSAD_PRELOAD for the scheduler (tsad.airflow_layer.preload); "
+                             "both: one run without, then one with")
     parser.add_argument("--workdir")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)

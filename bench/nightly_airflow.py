@@ -60,13 +60,14 @@ def _api(base: str, path: str, body: dict | None = None) -> Any:
         return json.loads(response.read() or b"null")
 
 
-def _env(home: Path, config_file: str, port: int) -> dict[str, str]:
+def _env(home: Path, config_file: str, port: int, preload: bool) -> dict[str, str]:
     from tsad.airflow_layer.demo import airflow_environment
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "TSAD_"))}
     env.update(airflow_environment(REPO, home))
     env.update({
         "PYTHONPATH": str(REPO / "plugins"), "TSAD_CONFIG": config_file,
+        "TSAD_PRELOAD": "1" if preload else "0",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
@@ -88,19 +89,22 @@ def _seconds(ti: dict[str, Any]) -> float:
     return (end - start).total_seconds()
 
 
-def airflow_run(plant: dict[str, Any], day: date, home: Path) -> dict[str, Any]:
-    """One DAG run of the plant's day; prints the overhead rows and returns them."""
+def airflow_run(plant: dict[str, Any], day: date, home: Path,
+                preload: bool = True) -> dict[str, Any]:
+    """One DAG run of the plant's day, the scheduler preloading the tasks' modules or not
+    (``tsad.airflow_layer.preload``); prints the overhead rows and returns them."""
     sys.path.insert(0, str(REPO / "tests"))
     from procs import Processes, free_port, http_ok, wait_for
 
-    label = f"{plant['groups']} groups x {plant['channels']} ch"
+    label = (f"{plant['groups']} groups x {plant['channels']} ch, preload "
+             f"{'on' if preload else 'off'}")
     costs = import_costs()
     for what, seconds in costs.items():
         print(f"task process imports | {what}: {seconds:.2f} s (fresh process)", flush=True)
     home.mkdir(parents=True, exist_ok=True)
     airflow = str(Path(sys.executable).with_name("airflow"))
     port = free_port()
-    env = _env(home, plant["config"], port)
+    env = _env(home, plant["config"], port, preload)
     base = f"http://127.0.0.1:{port}"
     procs = Processes(home / "logs")
     try:
