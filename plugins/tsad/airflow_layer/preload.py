@@ -14,7 +14,8 @@ nothing. ``TSAD_PRELOAD=0`` turns it off. The cost is paid once per host: a few 
 scheduler's or worker's start and ~0.3-0.5 GB of memory shared copy-on-write with every task
 (docs/deployment.md, *Airflow's fixed cost per task*).
 
-Nothing here imports Airflow: it runs while Airflow itself is being imported.
+It runs while Airflow itself is being imported: it reads Airflow's configuration (loaded by
+then) for the executor, and imports nothing else of Airflow.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ TASK_MODULES: tuple[str, ...] = (
 LOCAL_EXECUTORS = ("LocalExecutor", "airflow.executors.local_executor.LocalExecutor")
 
 
-def forks_tasks(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
+def forks_tasks(argv: Sequence[str], environ: Mapping[str, str], executor: str) -> bool:
     """Whether the Airflow process started with ``argv`` forks task processes: a Celery worker,
-    or a scheduler whose executor is local. ``TSAD_PRELOAD=0`` says no to both."""
+    or a scheduler whose ``executor`` (``[core] executor``, a comma-separated list) is local.
+    ``TSAD_PRELOAD=0`` in ``environ`` says no to both."""
     if environ.get("TSAD_PRELOAD", "1").strip().lower() in ("0", "false", "no", "off"):
         return False
     program = argv[0].replace(os.sep, "/") if argv else ""
@@ -56,8 +58,8 @@ def forks_tasks(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
         return False
     if words[1:3] == ["celery", "worker"]:
         return True
-    executors = environ.get("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
-    local = any(name.strip() in LOCAL_EXECUTORS for name in executors.split(","))
+    # a list of executors, each maybe "alias:module.Class"
+    local = any(name.split(":")[-1].strip() in LOCAL_EXECUTORS for name in executor.split(","))
     return words[1:2] == ["scheduler"] and local
 
 
@@ -77,9 +79,19 @@ def preload(modules: Sequence[str] = TASK_MODULES) -> dict[str, float]:
     return took
 
 
+def configured_executor() -> str:
+    """``[core] executor`` as Airflow's configuration has it (file or environment)."""
+    try:
+        from airflow.configuration import conf
+
+        return str(conf.get("core", "executor", fallback="LocalExecutor"))
+    except Exception:  # noqa: BLE001 - configuration unreadable: Airflow itself will say so
+        return os.environ.get("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
+
+
 def preload_for_this_process() -> None:
     """``preload`` when this process forks tasks (``forks_tasks``), else nothing."""
-    if not forks_tasks(sys.argv, os.environ):
+    if not forks_tasks(sys.argv, os.environ, configured_executor()):
         return
     took = preload()
     log.info("tsad preload: %d modules in %.1f s, shared with every task this process forks",
