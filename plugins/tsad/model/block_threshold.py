@@ -7,6 +7,7 @@ Registered under its name when ``tsad.model.thresholds`` imports this module.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -73,7 +74,7 @@ class BlockThreshold(Threshold):
             self.note_ = (f"{n_blocks} independent block(s) of {rows} rows, need "
                           f"{self.MIN_BLOCKS}: the threshold is the largest held-out score")
             return self.upper_
-        levels = np.quantile(samples, q, axis=1)
+        levels = np.array([np.quantile(sample, q) for sample in samples])
         self.lower_ = float(np.quantile(levels, 1.0 - self.confidence))
         self.upper_ = float(np.quantile(levels, self.confidence))
         return max(self.upper_, self.estimate_)
@@ -97,11 +98,12 @@ def correlation_time(series: np.ndarray, max_lag: int = 4096) -> float:
 
 
 def block_resamples(series: np.ndarray, min_block_rows: int,
-                    replicates: int) -> tuple[int, int, np.ndarray | None]:
+                    replicates: int) -> tuple[int, int, Iterator[np.ndarray] | None]:
     """A moving-block bootstrap of ``series`` (in time order): the block length (twice its
     correlation time, at least ``min_block_rows``), the number of whole blocks, and
-    ``replicates`` resamples of that many blocks drawn with replacement, ``[replicates,
-    n_blocks * rows]``; None instead of the resamples with fewer than ``MIN_BLOCKS`` blocks.
+    ``replicates`` resamples of that many blocks drawn with replacement, ``n_blocks * rows``
+    values each, made one at a time (all at once they would be ``replicates`` times the
+    held-out rows); None instead of the resamples with fewer than ``MIN_BLOCKS`` blocks.
     Seeded: the same series always gives the same resamples."""
     rows = max(int(min_block_rows), int(math.ceil(2 * correlation_time(series))))
     n_blocks = series.size // rows
@@ -109,7 +111,7 @@ def block_resamples(series: np.ndarray, min_block_rows: int,
         return rows, n_blocks, None
     blocks = series[: n_blocks * rows].reshape(n_blocks, rows)
     picks = np.random.default_rng(0).integers(0, n_blocks, size=(replicates, n_blocks))
-    return rows, n_blocks, blocks[picks].reshape(replicates, -1)
+    return rows, n_blocks, (blocks[pick].reshape(-1) for pick in picks)
 
 
 def level_range(threshold: Threshold, scores: np.ndarray, min_block_rows: int,

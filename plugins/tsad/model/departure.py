@@ -39,10 +39,11 @@ class ReadingRange:
     def fit(cls, series: np.ndarray) -> ReadingRange:
         """The range of scaled training ``series [n, c]``, NaN (gaps, masked readings) ignored;
         a channel without a reading gets an empty range (every reading departs)."""
-        values = np.asarray(series, dtype=np.float64)
+        values = np.asarray(series)  # its own dtype: a float64 copy would double the range
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN channel
-            low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+            low, high = (np.nanmin(values, axis=0).astype(np.float64),
+                         np.nanmax(values, axis=0).astype(np.float64))
         return cls(low=np.nan_to_num(low, nan=np.inf), high=np.nan_to_num(high, nan=-np.inf))
 
     def departed(self, scaled: np.ndarray) -> np.ndarray:

@@ -109,7 +109,8 @@ class Detector:
         raw = _channel_array(frame, config.channels, "training data")
         scaler, raw, implausible = fit_training_scaler(raw, pd.DatetimeIndex(frame.index),
                                                        config.channels, config.name)
-        series = scaler.transform(raw)
+        series = scaler.transform(raw, overwrite=True)  # raw is the masked copy: scaled in place
+        del raw  # training needs only the float32 series
         split = int(len(series) * (1 - model_cfg.validation_fraction))
         starts = valid_starts(series, np.arange(max(len(series) - length + 1, 0)), length)
         train_starts, val_starts = starts[starts + length <= split], starts[starts >= split]

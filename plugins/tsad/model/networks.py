@@ -155,10 +155,9 @@ class CrossChannelBlend(nn.Module):
         With P the inverse of the (ridge-regularised) covariance, the residual of channel j given
         the others is (P z)_j / P_jj, so the prediction is z @ (I - P / diag(P)), diagonal 0.
         """
-        z = np.asarray(series, dtype=np.float64)
-        z = z[np.isfinite(z).all(axis=1)]
-        mean = z.mean(axis=0)
-        covariance = np.atleast_2d(np.cov(z - mean, rowvar=False))
+        from tsad.model.moments import finite_row_covariance
+
+        _, mean, covariance = finite_row_covariance(series)  # a block of rows at a time
         precision = np.linalg.inv(covariance + ridge * np.eye(len(mean)))
         matrix = np.eye(len(mean)) - precision / np.diag(precision)[None, :]
         self.predictor.copy_(torch.from_numpy(matrix))

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tsad.model.moments import column_moments
 from tsad.model.plausibility import ReadingCounts, check_scaler, clip_scaled, mask_implausible
 
 
@@ -25,17 +26,24 @@ class ChannelScaler:
 
     @classmethod
     def fit(cls, series: np.ndarray) -> ChannelScaler:
-        """Fit on ``series [n, c]``, ignoring NaN rows (gaps)."""
-        mean = np.nanmean(series, axis=0)
-        std = np.nanstd(series, axis=0)
+        """Fit on ``series [n, c]``, ignoring NaN rows (gaps); a block of rows at a time
+        (``tsad.model.moments``), never a copy of the whole range."""
+        _, mean, var = column_moments(series)
+        std = np.sqrt(var)
         scale = np.where(std > 1e-8 * np.maximum(np.abs(mean), 1.0), std, 1.0)
         return cls(mean=mean.astype(np.float64), scale=scale.astype(np.float64))
 
     def transform(self, series: np.ndarray, counts: ReadingCounts | None = None,
-                  first_row: int = 0) -> np.ndarray:
+                  first_row: int = 0, overwrite: bool = False) -> np.ndarray:
         """Scaled float32 ``series``, clipped to ``±PLAUSIBLE_Z`` (counted into ``counts``,
-        rows from ``first_row``)."""
-        scaled = (np.asarray(series, dtype=np.float64) - self.mean) / self.scale
+        rows from ``first_row``). ``overwrite=True`` scales a float64 ``series`` in place on
+        the way (a training range the caller drops afterwards: one copy fewer)."""
+        if overwrite and isinstance(series, np.ndarray) and series.dtype == np.float64:
+            scaled = series
+            scaled -= self.mean
+            scaled /= self.scale
+        else:
+            scaled = (np.asarray(series, dtype=np.float64) - self.mean) / self.scale
         clip_scaled(scaled, counts, first_row)
         return scaled.astype(np.float32)
 
@@ -66,8 +74,9 @@ class ChannelScaler:
 def fit_training_scaler(raw: np.ndarray, timestamps: pd.DatetimeIndex, channels: list[str],
                         group: str) -> tuple[ChannelScaler, np.ndarray, dict[str, Any]]:
     """The scaler of a training range, fitted once its implausible readings are masked
-    (``tsad.model.plausibility.mask_implausible``): ``(scaler, masked raw, what was masked)``.
-    Never a scaler with an infinite or NaN mean or scale (a ModelError names the channel)."""
+    (``tsad.model.plausibility.mask_implausible``): ``(scaler, masked raw, what was masked)``,
+    the masked raw a new float64 array the caller owns. Never a scaler with an infinite or NaN
+    mean or scale (a ModelError names the channel)."""
     masked, found = mask_implausible(raw, timestamps, channels, group)
     with np.errstate(over="ignore", invalid="ignore"):
         scaler = ChannelScaler.fit(masked)

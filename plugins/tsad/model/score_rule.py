@@ -155,10 +155,11 @@ def channel_weights(errors: np.ndarray, persistence: np.ndarray, n_rows: int,
 
 
 def persistence_factor(series: np.ndarray) -> np.ndarray:
-    """Per channel, var(x) / (var(x[t] - x[t-1]) / 2), at least 1 (rows with a NaN skipped)."""
-    x = np.asarray(series, dtype=np.float64)
-    steps = np.diff(x, axis=0)
-    step_var = np.nanvar(steps[np.isfinite(steps).all(axis=1)], axis=0) / 2
+    """Per channel, var(x) / (var(x[t] - x[t-1]) / 2), at least 1 (rows with a NaN skipped);
+    a block of rows at a time (``tsad.model.moments``)."""
+    from tsad.model.moments import column_moments, step_variance
+
+    step_var = step_variance(series) / 2
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.nanvar(x, axis=0) / step_var
+        ratio = column_moments(series)[2] / step_var
     return np.where(np.isfinite(ratio), np.maximum(ratio, 1.0), 1.0)
