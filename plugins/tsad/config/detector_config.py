@@ -127,6 +127,11 @@ class ThresholdConfig:
     slow-channel discount applies only to a training range of fewer than ``short_range_windows``
     windows' worth of rows.
 
+    ``stuck_rows``: a channel whose readings never repeat in training (an analog measurement)
+    is stuck from the first row of a run of identical readings this long (default: one window
+    length; at least twice its longest training run, plus one; 0: never); its score and the
+    aggregate are raised above the threshold (``tsad.model.stuck``).
+
     Spans are counted in rows, never in seconds, by default: the same series recorded at another
     sampling step gets the same rule and the same flags (docs/quality.md, *Spans in rows*).
     ``smoothing_seconds`` / ``short_range_seconds``, when set, replace the row counts for a
@@ -148,6 +153,7 @@ class ThresholdConfig:
     smoothing_power: float = 0.75
     aggregate: Literal["max", "mean"] = "max"
     scope: Literal["aggregate", "channel"] = "aggregate"
+    stuck_rows: int | None = None
 
     def __post_init__(self) -> None:
         from tsad.model.thresholds import check_strategy  # light: numpy only
@@ -162,6 +168,8 @@ class ThresholdConfig:
         if self.short_range_seconds is not None:
             within("short_range_seconds", self.short_range_seconds, 0, 366 * 86_400)
         check(0 < self.smoothing_power <= 1, "'smoothing_power' must be in (0, 1]")
+        if self.stuck_rows is not None:
+            within("stuck_rows", self.stuck_rows, 0, 1_000_000)
 
 
 @dataclass(frozen=True)

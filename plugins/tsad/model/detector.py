@@ -47,6 +47,7 @@ from tsad.model.score_rule import (ScoreRule, channel_weights, error_scale,
                                    persistence_factor)
 from tsad.model.scoring import Scores, score_series
 from tsad.model.plausibility import ReadingCounts
+from tsad.model.stuck import StuckLimits, repeats
 from tsad.model.thresholds import (ChannelThresholds, FixedThreshold, Threshold, make_threshold,
                                    strategy_class, threshold_from_dict)
 from tsad.model.training import train
@@ -67,7 +68,8 @@ class Detector:
                  weights: np.ndarray | None = None,
                  channel_thresholds: ChannelThresholds | None = None,
                  metrics: dict[str, Any] | None = None,
-                 reading_range: ReadingRange | None = None) -> None:
+                 reading_range: ReadingRange | None = None,
+                 stuck: StuckLimits | None = None) -> None:
         self.config = config
         self.scaler_ = scaler
         self.network_ = network
@@ -78,6 +80,7 @@ class Detector:
         self.channel_thresholds_ = channel_thresholds
         self.metrics_ = dict(metrics or {})
         self.reading_range_ = reading_range  # None: saved before ranges existed
+        self.stuck_ = stuck  # None: saved before stuck sensors were watched
 
     @property
     def name(self) -> str:
@@ -111,6 +114,8 @@ class Detector:
                                                        config.channels, config.name)
         series = scaler.transform(raw, overwrite=True)  # raw is the masked copy: scaled in place
         del raw  # training needs only the float32 series
+        stuck_rows = config.threshold.stuck_rows
+        stuck = StuckLimits.fit(series, length if stuck_rows is None else stuck_rows)
         split = int(len(series) * (1 - model_cfg.validation_fraction))
         starts = valid_starts(series, np.arange(max(len(series) - length + 1, 0)), length)
         train_starts, val_starts = starts[starts + length <= split], starts[starts >= split]
@@ -124,7 +129,11 @@ class Detector:
             model = replace(model_cfg, latent=latent)
             detector = cls._fit_network(config, model, scaler, series, split,
                                         (train_starts, val_starts), frame.index, device, key)
-            detector.metrics_.update(latent=latent, bottleneck_shrinks=shrinks, **implausible)
+            detector.stuck_ = stuck
+            detector.metrics_.update(latent=latent, bottleneck_shrinks=shrinks, **implausible,
+                                     stuck_watched=[c for c, limit in zip(config.channels,
+                                                                          stuck.limits)
+                                                    if limit is not None])
             log_checks(config.name, detector.metrics_)
             if not detector.metrics_["copies_input"]:
                 return detector
@@ -288,6 +297,8 @@ class Detector:
         scaled = self.scaler_.transform(raw, counts)
         departed = None if self.reading_range_ is None else self.reading_range_.departed(scaled)
         scored = self.score_raw(scaled, pd.DatetimeIndex(frame.index))
+        if self._watches_stuck():
+            scored.repeats = repeats(scaled)
         return replace(self.postprocess(scored, inplace=True), readings=counts, departed=departed)
 
     def score_partition(self, path: str | Path, read_rows: int | None = None) -> Scores:
@@ -297,8 +308,12 @@ class Detector:
 
         window = self.config.window
         raw = score_parquet(self.network_, path, self.channels, window.length, window.stride,
-                            self.scaler_, read_rows or READ_ROWS, self.reading_range_)
+                            self.scaler_, read_rows or READ_ROWS, self.reading_range_,
+                            repeats=self._watches_stuck())
         return self.postprocess(raw, inplace=True)
+
+    def _watches_stuck(self) -> bool:
+        return self.stuck_ is not None and self.stuck_.watched
 
     def score_raw(self, series: np.ndarray, timestamps: pd.DatetimeIndex) -> Scores:
         """The model's reconstruction errors of a scaled series (step 1 of the rule only)."""
@@ -313,7 +328,22 @@ class Detector:
             return replace(raw, point_scores=points, aggregate=np.empty(0))
         divisors = None if self.channel_thresholds_ is None else self.channel_thresholds_.values_
         aggregate = self.rule_.apply(points, self.weights_, divisors)
+        if raw.repeats is not None and self.stuck_ is not None:
+            self._raise_stuck(points, aggregate, self.stuck_.severity(raw.repeats))
         return replace(raw, point_scores=points, aggregate=aggregate)
+
+    def _raise_stuck(self, points: np.ndarray, aggregate: np.ndarray,
+                     severity: np.ndarray) -> None:
+        """Where a channel is stuck (``severity`` > 0: 1 + its run / its limit), its score and
+        the aggregate become at least threshold x severity (the scores after the rule are in
+        the aggregate's units), so the row is flagged and the channel is among its event's top
+        channels (``tsad.model.stuck``)."""
+        rows = np.flatnonzero(severity.max(axis=1) > 0)
+        if rows.size == 0:
+            return
+        level = self.threshold * severity[rows]  # [rows, c], 0 where not stuck
+        points[rows] = np.fmax(points[rows], level.astype(points.dtype))
+        aggregate[rows] = np.fmax(aggregate[rows], level.max(axis=1))
 
     def reconstruct(self, raw: np.ndarray) -> np.ndarray:
         """The model's reconstruction of ``raw [n, c]`` (its channels, raw units): each point
@@ -346,6 +376,7 @@ class Detector:
             "metrics": self.metrics_,
             "reading_range": (None if self.reading_range_ is None
                               else self.reading_range_.to_dict()),
+            "stuck": None if self.stuck_ is None else self.stuck_.to_dict(),
             "latent": int(self.metrics_.get("latent", self.config.model.latent)),
         }
 
@@ -384,7 +415,8 @@ class Detector:
                    threshold_from_dict(state["threshold"]), ScoreRule.from_dict(
                        state.get("score_rule")), state.get("channel_weights"),
                    None if stored is None else ChannelThresholds.from_dict(stored),
-                   state.get("metrics"), ReadingRange.from_dict(state.get("reading_range")))
+                   state.get("metrics"), ReadingRange.from_dict(state.get("reading_range")),
+                   StuckLimits.from_dict(state.get("stuck")))
 
 
 def _too_few_blocks(threshold: Threshold) -> bool:

@@ -37,6 +37,9 @@ class Scores:
     # [n_timesteps, n_channels] bool: readings outside their training range
     # (``tsad.model.departure``); None when the model has no range or it was not asked for
     departed: np.ndarray | None = None
+    # [n_timesteps, n_channels] bool: the reading equals the one before it (``tsad.model.stuck``);
+    # None when the model watches no channel for stuck readings
+    repeats: np.ndarray | None = None
 
     def flags(self, threshold: float) -> np.ndarray:
         with np.errstate(invalid="ignore"):

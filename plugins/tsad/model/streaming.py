@@ -36,23 +36,28 @@ READ_BUFFER = 1 << 16  # bytes per column: column chunks are read through buffer
 
 def score_parquet(network: nn.Module, path: str | Path, channels: list[str], length: int,
                   stride: int, scaler: ChannelScaler, read_rows: int = READ_ROWS,
-                  reading_range: ReadingRange | None = None) -> Scores:
+                  reading_range: ReadingRange | None = None, repeats: bool = False) -> Scores:
     """Score the wide Parquet file at ``path``, scaled by the model's ``scaler``; the scores
     carry the counts of missing and clipped readings (``tsad.model.plausibility``) and, given
     the model's ``reading_range``, which readings departed from it (``tsad.model.departure``,
-    one bool per reading: a quarter of the point scores' size)."""
+    one bool per reading: a quarter of the point scores' size) and, with ``repeats``, which
+    readings repeat the one before (``tsad.model.stuck``, another bool per reading)."""
     file = open_partition(path, channels)
     n = file.metadata.num_rows
     scorer = SeriesScorer(network, n, len(channels), length, stride)
     counts = ReadingCounts.empty(len(channels))
     departed = None if reading_range is None else np.zeros((n, len(channels)), dtype=bool)
+    repeated = np.zeros((n, len(channels)), dtype=bool) if repeats else None
     for first_row, chunk in overlapping_chunks(file, channels, length - 1, scaler, read_rows,
                                                counts):
         scorer.add(first_row, chunk)
         if departed is not None:  # the overlap's rows are written again, to the same values
             departed[first_row: first_row + len(chunk)] = reading_range.departed(chunk)
+        if repeated is not None:  # the chunk's first row is compared with nothing: row 0, or
+            # an overlap row whose own comparison an earlier chunk wrote
+            np.equal(chunk[1:], chunk[:-1], out=repeated[first_row + 1: first_row + len(chunk)])
     scores = scorer.result(read_timestamps(file))
-    scores.readings, scores.departed = counts, departed
+    scores.readings, scores.departed, scores.repeats = counts, departed, repeated
     return scores
 
 
