@@ -337,8 +337,9 @@ class Detector:
         """Where a channel is stuck (``severity`` > 0: 1 + its run / its limit), its score and
         the aggregate become at least threshold x severity (the scores after the rule are in
         the aggregate's units), so the row is flagged and the channel is among its event's top
-        channels (``tsad.model.stuck``)."""
-        rows = np.flatnonzero(severity.max(axis=1) > 0)
+        channels (``tsad.model.stuck``). A row no gap-free window covered keeps no score, as
+        any other: it is never flagged."""
+        rows = np.flatnonzero((severity.max(axis=1) > 0) & np.isfinite(aggregate))
         if rows.size == 0:
             return
         level = self.threshold * severity[rows]  # [rows, c], 0 where not stuck

@@ -65,6 +65,15 @@ def test_a_frozen_channel_is_flagged_from_its_first_row_and_leads(fitted: Detect
     assert short[600:610].max() < 2 * fitted.threshold
 
 
+def test_a_stuck_run_beside_a_gap_leaves_the_unscored_rows_unscored(fitted: Detector) -> None:
+    frame = frozen(560, 100)
+    frame.iloc[600:620, 0] = np.nan  # another channel's gap: no window covers these rows
+    scores = fitted.score(frame)
+    assert np.isnan(scores.aggregate[600:620]).all()
+    covered = np.isfinite(scores.aggregate[560:660])
+    assert (scores.aggregate[560:660][covered] >= 2 * fitted.threshold).all()
+
+
 def test_streamed_scores_find_the_same_stuck_rows(fitted: Detector, tmp_path: Path) -> None:
     frame = frozen(600, 40)
     path = tmp_path / "day.parquet"
