@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 TASK_MODULES: tuple[str, ...] = (
     "numpy", "pandas", "pyarrow", "pyarrow.parquet", "pyarrow.compute", "sqlalchemy", "torch",
     "matplotlib.figure", "matplotlib.backends.backend_agg", "alembic.command",
-    "alembic.runtime.migration", "alembic.script", "tsad.config", "tsad.storage.migrate", "tsad.ingest.extract", "tsad.model.detector", "tsad.model.registry",
+    "alembic.runtime.migration", "alembic.script", "tsad.config", "tsad.storage.migrate",
+    "tsad.ingest.extract", "tsad.model.detector", "tsad.model.registry",
     "tsad.detection.day_records", "tsad.detection.plots", "tsad.storage.records",
     "tsad.alerts", "tsad.pipeline.context", "tsad.pipeline.extracting",
     "tsad.pipeline.history", "tsad.pipeline.modelling", "tsad.pipeline.scoring",
