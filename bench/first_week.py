@@ -1,6 +1,7 @@
 """A new deployment's first two weeks, scored night by night from the first day of data.
 
     .venv/bin/python bench/first_week.py [--days 14] [--anomaly-days 9 12] [--seed 11]
+        [--review] [--list-false]
 
 The demo config's sensor groups (tsad.yaml) on simulated data that begins on the first day
 (no history), ``tsad.pipeline.run_day`` each night in order, as the nightly DAG would: the
@@ -8,7 +9,9 @@ first days are ``warming_up``, then provisional models, then full ones. Printed 
 group: the run status, events, false events (touching no injected anomaly), and on the days
 with injected anomalies the point F1 of the rows an operator is shown (every row inside an
 event) against the injected rows. Seed 11 and these anomaly days were never used to choose a
-default (docs/quality.md, *A new deployment's first weeks*).
+default (docs/quality.md, *A new deployment's first weeks*). ``--review`` plays the operator
+who gives every event a verdict the next morning, so false alarms feed the next model
+(``tsad.model.known_normal``); ``--list-false`` prints each false event.
 """
 
 from __future__ import annotations
@@ -42,6 +45,11 @@ def main() -> int:
     parser.add_argument("--anomaly-days", type=int, nargs="*", default=[9, 12],
                         help="day numbers (1 = the first day) with injected anomalies")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--review", action="store_true",
+                        help="an operator reviews each morning: every event gets a verdict "
+                             "(false_alarm when it touches no injected anomaly, else true_alarm)")
+    parser.add_argument("--list-false", action="store_true",
+                        help="print each false event (times, points, severity, kind, channels)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="tsad-first-week-") as tmp:
@@ -72,9 +80,33 @@ def main() -> int:
                     totals["f1"].append(f1)
                 print(f"{day!s:<11} {group.name:<8} {run['status']:<11} {len(events):>6} "
                       f"{false:>5} {'' if f1 is None else f'{f1:.3f}':>6}")
+                if args.list_false:
+                    _list_false(events, truth)
+                if args.review:
+                    _review(engine, events, truth)
         print(f"false events once scoring: {totals['false_after_warmup']}; point F1 on the "
               f"anomalous days: {', '.join(f'{f:.3f}' for f in totals['f1'])}")
     return 0
+
+
+def _review(engine, events, truth) -> None:
+    """What an operator does in the Anomalies page the next morning (``add_verdict``)."""
+    from tsad.airflow_layer.ui.queries import add_verdict
+
+    for e in events:
+        real = any(e["start_ts"] <= a.end and e["end_ts"] >= a.start for a in truth)
+        add_verdict(engine, {**e, "event_id": e["id"]}, "true_alarm" if real else "false_alarm",
+                    None, "first_week bench")
+
+
+def _list_false(events, truth) -> None:
+    """One line per false event: what an operator would have been shown."""
+    for e in events:
+        if any(e["start_ts"] <= a.end and e["end_ts"] >= a.start for a in truth):
+            continue
+        print(f"    false: {e['start_ts']:%H:%M}-{e['end_ts']:%H:%M} {e['kind']} "
+              f"points={e['n_points']} severity={e['severity']:.2f} "
+              f"model={e['model_version_id']} top={e['top_channels_json']}")
 
 
 def _point_f1(config, group, day, events, truth) -> float:

@@ -16,6 +16,7 @@ from conftest import small_plant
 from tsad import pipeline
 from tsad.config import load_config
 from tsad.evaluation.simulator import simulate
+from tsad.ingest.partitions import partition_path
 from tsad.model import registry
 from tsad.storage.engine import get_engine
 from tsad.storage.records import latest_run, read_events
@@ -138,3 +139,43 @@ def test_a_fresh_deployment_warms_up_then_scores(tmp_path: Path,
     assert [h["provisional"] for h in history] == [True, False]  # 3 days, then all 4
     assert [len(h["days"]) for h in history] == [3, 4]
     assert "no usable source data" in str(history[0]["skipped"])
+
+
+def test_a_false_alarm_verdict_is_learned_the_next_night(tmp_path: Path) -> None:
+    """Item 3: events a person marked false alarms make the next night retrain (not a week
+    later, when the model ages out); the new model keeps their rows, its threshold clears them
+    (raised when it would not: the model says so), and the comparison with the current model
+    judges the training at the threshold it gave. Later nights do not retrain for them again."""
+    config = load_config(plant(tmp_path))
+    marked = date(2026, 3, 4)
+    simulate(config, START, 7, [marked], seed=7)
+    engine = get_engine(config.database.url)
+    for day in (date(2026, 3, 3), marked):
+        pipeline.run_day(config, day, ["pumps"])
+    events = read_events(engine, "pumps", marked)
+    assert events, "the injected anomalies make events"
+    with engine.begin() as conn:  # what the event page's 'False alarm' button stores
+        for event in events:
+            conn.execute(sa.insert(anomaly_feedback).values(
+                sensor_group="pumps", partition_date=marked, event_start_ts=event["start_ts"],
+                event_id=event["id"], label="false_alarm", created_by="operator",
+                created_at=datetime.now(timezone.utc)))
+
+    after = pipeline.run_day(config, date(2026, 3, 5), ["pumps"])[0]
+    assert after["trained"] and "marked false alarm" in after["reason"], after.get("reason")
+    newest = registry.list_versions(config.models_dir, "pumps")[-1]
+    metrics = newest.manifest["metrics"]
+    assert metrics["history"]["known_normal_events"] == len(events)
+    known = metrics["known_normal"]  # the raise itself: tests/unit/model/test_known_normal.py
+    assert known["periods"] >= 1 and newest.manifest["threshold"] >= known["peak"]
+    judged = metrics["promotion"]["judged_threshold"]
+    assert judged == (None if known["raised_from"] is None else pytest.approx(known["raised_from"]))
+    detector = registry.load_detector(newest)
+    scores = detector.score_partition(partition_path(config.data_dir, "pumps", marked))
+    day_start = scores.timestamps[0]
+    for event in events:  # the marked rows, scored as their day is: below the raised threshold
+        rows = (scores.timestamps >= event["start_ts"]) & (scores.timestamps <= event["end_ts"])
+        assert (scores.aggregate[rows] <= detector.threshold).all(), (event, day_start)
+
+    assert not pipeline.run_day(config, date(2026, 3, 6), ["pumps"])[0]["trained"]
+    assert not pipeline.run_day(config, date(2026, 3, 5), ["pumps"])[0]["trained"]  # re-run

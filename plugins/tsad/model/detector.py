@@ -40,6 +40,7 @@ from tsad.errors import DataError, ModelError
 from tsad.model.checks import baseline_checks, log_checks
 from tsad.model.departure import ReadingRange
 from tsad.model.device import resolve_device
+from tsad.model.known_normal import floor_on_known_normal
 from tsad.model.networks import (CrossChannelBlend, autoencoder_of, bottleneck_latent,
                                  build_detector_network)
 from tsad.model.scaling import ChannelScaler, fit_training_scaler
@@ -98,10 +99,12 @@ class Detector:
 
     @classmethod
     def fit(cls, config: DetectorConfig, frame: pd.DataFrame, device: torch.device | None = None,
-            checkpoint: bool = True) -> Detector:
+            checkpoint: bool = True, known_normal: np.ndarray | None = None) -> Detector:
         """Train on ``frame`` (normal data, the config's channels); the rule and the threshold
         on its held-out last rows. ``checkpoint=False`` skips per-epoch checkpoints (short
-        evaluation fits).
+        evaluation fits). ``known_normal`` (bool per row): rows a person marked false alarms;
+        the threshold is raised, when needed, so they score below it by its margin
+        (``tsad.model.known_normal``).
 
         The bottleneck is ``model.latent`` narrowed so the code holds at most half a window
         (``tsad.model.networks.bottleneck_latent``); a model that still copies its input
@@ -136,6 +139,10 @@ class Detector:
                                                     if limit is not None])
             log_checks(config.name, detector.metrics_)
             if not detector.metrics_["copies_input"]:
+                floor = floor_on_known_normal(detector, series, pd.DatetimeIndex(frame.index),
+                                              known_normal)
+                if floor is not None:
+                    detector.metrics_["known_normal"] = floor
                 return detector
             if latent == 1 or shrinks == MAX_SHRINKS:
                 break

@@ -14,13 +14,17 @@ trained on):
 
 The candidate is promoted when its false-alarm share is at most the current one's (or within
 ``FAR_SLACK`` of the threshold's own promise) and it finds at least as many injected anomalies
-as the current one, less one. The comparison is stored in the candidate's metrics
+as the current one, less one. A candidate whose threshold was raised over rows a person marked
+false alarms (``tsad.model.known_normal``) is judged at the threshold its training gave, before
+that raise (``judged_threshold``): the comparison guards against a training that learned a
+fault nobody confirmed, and the raise is a person's decision, not the training's. The comparison is stored in the candidate's metrics
 (``promotion``); a rejected version stays in the registry, is never selected, and the day
 keeps the current model.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from tsad.model.detector import Detector
+from tsad.model.thresholds import FixedThreshold
 
 N_INJECTED = 8
 SHIFT_SIGMAS = (0.5, 1.0, 2.0, 4.0)
@@ -45,6 +50,7 @@ class Comparison:
     injected: int
     promoted: bool
     reason: str
+    judged_threshold: float | None = None  # the candidate's before a known-normal raise
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,8 +61,9 @@ def compare(candidate: Detector, current: Detector, held_out: pd.DataFrame,
     """Both models on ``held_out`` (raw readings, the candidate's channels) and on a copy with
     injected level shifts; the verdict by the rule in the module docstring."""
     injected, segments = _inject(held_out, candidate, seed)
-    far = [_flagged_share(d, held_out) for d in (candidate, current)]
-    found = [_found(d, injected, segments) for d in (candidate, current)]
+    judged = as_trained(candidate)
+    far = [_flagged_share(d, held_out) for d in (judged, current)]
+    found = [_found(d, injected, segments) for d in (judged, current)]
     worse_far = far[0] > max(far[1], FAR_SLACK)
     worse_recall = found[0] < found[1] - 1
     if worse_far or worse_recall:
@@ -67,7 +74,19 @@ def compare(candidate: Detector, current: Detector, held_out: pd.DataFrame,
         reason = (f"flags {far[0]:.1%} of held-out normal rows ({far[1]:.1%} before) and finds "
                   f"{found[0]} of {len(segments)} injected anomalies ({found[1]} before)")
     return Comparison(far[0], far[1], found[0], found[1], len(segments),
-                      not (worse_far or worse_recall), reason)
+                      not (worse_far or worse_recall), reason,
+                      None if judged is candidate else judged.threshold)
+
+
+def as_trained(detector: Detector) -> Detector:
+    """``detector`` as its training left it: a shallow copy at the threshold before a
+    known-normal raise, or ``detector`` itself when there was none."""
+    raised_from = (detector.metrics_.get("known_normal") or {}).get("raised_from")
+    if raised_from is None:
+        return detector
+    judged = copy.copy(detector)
+    judged.threshold_ = FixedThreshold(float(raised_from)).fit(np.ones(1))
+    return judged
 
 
 def _flagged_share(detector: Detector, frame: pd.DataFrame) -> float:

@@ -107,6 +107,20 @@ class Threshold:
         self._value = raw * self.margin
         return self
 
+    def raise_to(self, raw_level: float, why: str) -> bool:
+        """Raise the fitted level to at least ``raw_level`` (the threshold becomes it x
+        ``margin``), noting ``why``; False when it already was that high. Rows a person
+        marked normal (``tsad.model.known_normal``) join the calibration this way."""
+        if not math.isfinite(raw_level):
+            raise ValueError(f"cannot raise a threshold to {raw_level!r}")
+        if self.raw_value_ is None or self._value is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(errors) first")
+        if raw_level <= self.raw_value_:
+            return False
+        self.raw_value_, self._value = float(raw_level), float(raw_level) * self.margin
+        self.note_ = f"{self.note_}; {why}" if self.note_ else why
+        return True
+
     @property
     def is_fitted(self) -> bool:
         return self._value is not None

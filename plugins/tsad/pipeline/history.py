@@ -9,7 +9,9 @@ Looking back from the day before the scored one, at most twice ``training.days``
   retrained on the new level: the days from the departure's first day on (``since``);
 - the rows of every recorded event, widened by one window on each side, are masked (NaN, so no
   training or calibration window covers them), unless a person marked the event a false alarm:
-  those rows are known normal and stay, so the next model learns what fooled the last one;
+  those rows are known normal and stay, so the next model learns what fooled the last one, and
+  its threshold is raised, when needed, so they score below it (``known_normal``:
+  ``tsad.model.known_normal``);
 - a day without source data (a new deployment, an outage) is skipped and named.
 
 With fewer days than ``training.days`` the model is *provisional*; with fewer than
@@ -46,6 +48,8 @@ class TrainingHistory:
     known_normal_events: int = 0
     provisional: bool = False
     since: date | None = None  # retrained on a confirmed new level that began on this day
+    #: bool per training row: inside an event a person marked a false alarm (not stored)
+    known_normal: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"days": [d.isoformat() for d in self.days], "skipped": self.skipped,
@@ -81,8 +85,10 @@ def training_frame(ctx: GroupDay, config: DetectorConfig,
             + (f"left out: {_listed(skipped)}" if skipped else "no earlier data"))
     frame = read_days(ctx.config.data_dir, ctx.name, days, config.channels)
     margin = pd.Timedelta(seconds=config.window.length * config.sampling_seconds)
-    masked, normal = _mask_events(frame, [records[d] for d in days], margin)
-    history = TrainingHistory(days, skipped, masked, normal, len(days) < wanted, since)
+    masked, known_normal = _mask_events(frame, [records[d] for d in days], margin)
+    normal = len(_known_normal_events([records[d] for d in days]))
+    history = TrainingHistory(days, skipped, masked, normal, len(days) < wanted, since,
+                              known_normal if known_normal.any() else None)
     if skipped or masked:
         log.info("group %s: training on %d day(s) %s..%s; left out %s; %d row(s) of recorded "
                  "events masked", ctx.label(), len(days), days[0], days[-1],
@@ -104,24 +110,29 @@ def _unusable(ctx: GroupDay, past: PastDay, adopting: bool) -> str | None:
     return None
 
 
+def _known_normal_events(days: list[PastDay]) -> list[dict[str, Any]]:
+    return [e for past in days for e in past.events if e.get("verdict") == KNOWN_NORMAL]
+
+
 def _mask_events(frame: pd.DataFrame, days: list[PastDay],
-                 margin: pd.Timedelta) -> tuple[int, int]:
+                 margin: pd.Timedelta) -> tuple[int, np.ndarray]:
     """NaN the rows of recorded events (± ``margin``) in place, except those marked false
-    alarms; returns (rows masked, false-alarm events kept)."""
+    alarms; returns the rows masked and the rows of transient events marked false alarms
+    (their first to last timestamp: the rows a person called normal)."""
     keep = np.ones(len(frame), dtype=bool)
-    kept_normal = 0
+    known_normal = np.zeros(len(frame), dtype=bool)
     for past in days:
         for event in past.events:
+            start, end = pd.Timestamp(event["start_ts"]), pd.Timestamp(event["end_ts"])
             if event.get("verdict") == KNOWN_NORMAL:
-                kept_normal += 1
+                if event.get("kind") != "sustained":  # a whole day: nothing to floor on
+                    known_normal |= (frame.index >= start) & (frame.index <= end)
                 continue
             if event.get("kind") == "sustained":
                 continue  # only on a confirmed new level (its days are the training days)
-            start = pd.Timestamp(event["start_ts"]) - margin
-            end = pd.Timestamp(event["end_ts"]) + margin
-            keep &= ~((frame.index >= start) & (frame.index <= end))
+            keep &= ~((frame.index >= start - margin) & (frame.index <= end + margin))
     frame.loc[~keep, :] = np.nan
-    return int((~keep).sum()), kept_normal
+    return int((~keep).sum()), known_normal & keep
 
 
 def _listed(skipped: dict[str, str]) -> str:

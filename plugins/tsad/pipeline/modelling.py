@@ -15,7 +15,7 @@ from tsad.model.registry import ModelVersion
 from tsad.pipeline.context import GroupDay, log, retrying
 from tsad.pipeline.history import training_frame
 from tsad.storage.dialect import exclusive
-from tsad.storage.past_days import confirmed_since, sustained_since
+from tsad.storage.past_days import confirmed_since, false_alarms_since, sustained_since
 from tsad.storage.records import ModelVersionRecord, record_model_version
 
 
@@ -68,6 +68,8 @@ def _retrain_reason(ctx: GroupDay, config: DetectorConfig, shard: int | None, fo
         since, why = adopted
         return current, f"sustained departure since {since} {why}: retrain on the new level", since
     reason = registry.retrain_reason(current, config, ctx.group.training, ctx.day, force)
+    if reason is None and current is not None:
+        reason = _new_false_alarms(ctx, shard)
     tried = None if force or reason is None else registry.rejected_for(
         ctx.config.models_dir, ctx.name, ctx.day, shard)
     if tried is not None and current is not None:  # a re-run keeps the day's decision
@@ -98,6 +100,26 @@ def _adopted_level(ctx: GroupDay, current: ModelVersion | None) -> tuple[date, s
     return None
 
 
+def _new_false_alarms(ctx: GroupDay, shard: int | None) -> str | None:
+    """Why to retrain when a person marked events of the training days false alarms after the
+    unit's last training (promoted or not): the next model keeps those rows and raises its
+    threshold above them (``tsad.pipeline.history``), instead of flagging the same manoeuvre
+    until the model ages out."""
+    versions = registry.list_versions(ctx.config.models_dir, ctx.name, shard)
+    if not versions:
+        return None
+    trained_at = datetime.fromisoformat(versions[-1].manifest["created_at"])
+    first = ctx.day - timedelta(days=ctx.group.training.days)
+    engine = ctx.records()
+    count = retrying(lambda: false_alarms_since(engine, ctx.name, trained_at, first,
+                                                ctx.day - timedelta(days=1)),
+                     f"reading the verdicts of {ctx.label()}")
+    if not count:
+        return None
+    return (f"{count} event(s) since {first} marked false alarm after {versions[-1].id} was "
+            "trained: retrain so the model keeps those rows and its threshold clears them")
+
+
 def _published_meanwhile(version: ModelVersion | None, day: date, known: set[int]) -> bool:
     """Whether another run trained ``version`` for ``day`` while this one waited for the lock
     (it was not among the ``known`` versions before): a forced retrain then uses it rather
@@ -117,7 +139,7 @@ def _train(ctx: GroupDay, config: DetectorConfig, shard: int | None, since: date
     """Fit on the unit's usable history, compare with ``current`` and publish (a rejected
     candidate is published too, marked so: the registry keeps every attempt)."""
     frame, history = training_frame(ctx, config, since)
-    detector = Detector.fit(config, frame)
+    detector = Detector.fit(config, frame, known_normal=history.known_normal)
     detector.metrics_["history"] = history.to_dict()
     _check_promotion(ctx, detector, frame, current, shard)
     version = registry.publish(ctx.config.models_dir, detector, history.days[0],

@@ -9,7 +9,7 @@ renumber the events).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -17,6 +17,7 @@ from sqlalchemy import Engine, func, select
 from tsad.storage.schema import anomaly_event, anomaly_feedback, detection_run
 
 NEW_OPERATING_POINT = "new_operating_point"
+FALSE_ALARM = "false_alarm"
 
 
 @dataclass(frozen=True)
@@ -74,3 +75,15 @@ def confirmed_since(engine: Engine, group: str, since: date, until: date) -> boo
     with engine.connect() as conn:
         return bool(conn.execute(query).scalar())
 
+
+
+def false_alarms_since(engine: Engine, group: str, after: datetime, first: date,
+                       last: date) -> int:
+    """How many false-alarm verdicts on events of ``first..last`` were given after ``after``
+    (UTC): rows a model trained before them still masks, and could learn."""
+    f = anomaly_feedback.c
+    query = select(func.count()).select_from(anomaly_feedback).where(
+        f.sensor_group == group, f.partition_date.between(first, last),
+        f.label == FALSE_ALARM, f.created_at > after)
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar() or 0)

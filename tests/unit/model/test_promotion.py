@@ -53,6 +53,21 @@ def test_a_candidate_that_learned_a_fault_misses_anomalies_and_is_rejected(
     assert "injected anomalies" in result.reason
 
 
+def test_a_raise_a_person_asked_for_is_not_held_against_the_candidate(
+        current: Detector) -> None:
+    """Raised over rows marked false alarms (``tsad.model.known_normal``), the candidate is
+    judged at the threshold its training gave: the same threshold as a fault-lifted one would
+    be rejected, this one is promoted."""
+    raised = with_threshold(current, 8.0)
+    raised.metrics_ = {**current.metrics_,
+                       "known_normal": {"raised_from": current.threshold, "periods": 1}}
+    result = compare(raised, current, frame(2000, 1))
+    assert result.promoted and result.candidate_found == result.current_found
+    assert result.judged_threshold == pytest.approx(current.threshold)
+    assert raised.threshold == pytest.approx(8.0 * current.threshold)  # the candidate keeps it
+    assert compare(with_threshold(current, 1.0), current, frame(2000, 1)).judged_threshold is None
+
+
 def test_a_candidate_that_flags_normal_rows_is_rejected(current: Detector) -> None:
     result = compare(with_threshold(current, 0.3), current, frame(2000, 1))
     assert not result.promoted and result.candidate_far > max(result.current_far, 0.02)

@@ -233,6 +233,7 @@ def _model(model: dict[str, Any] | None, version_id: str | None) -> str:
         ("trained on", f"{model['training_start']} .. {model['training_end']}"),
         ("threshold", f"{model['threshold']:.4f} ({escape(model['threshold_strategy'])})"),
         ("threshold range", _threshold_range(metrics.get("threshold_range"))),
+        ("false alarms learned", _known_normal(metrics.get("known_normal"))),
         ("held-out error", _num(metrics.get("model_error"))),
         ("persistence baseline", _num(metrics.get("persistence_error"))
          + ("" if beats is None else " (beaten)" if beats else " (NOT beaten)")),
@@ -252,6 +253,18 @@ def _threshold_range(found: dict[str, Any] | None) -> str:
     return escape(f"{found['lower']:.4f} .. {found['upper']:.4f} "
                   f"({100 * found['confidence']:.0f} % range over {found['n_blocks']} "
                   f"independent blocks of {found['block_rows']} held-out rows)")
+
+
+def _known_normal(known: dict[str, Any] | None) -> str:
+    """What the training kept of the events a person marked false alarms, and whether the
+    threshold was raised above them (``tsad.model.known_normal``)."""
+    if not known:
+        return "-"
+    periods = f"{known['periods']} period(s) marked false alarm kept in training"
+    if known.get("raised_from") is None:
+        return escape(f"{periods}; the threshold already cleared them")
+    return escape(f"{periods}; threshold raised from {known['raised_from']:.4f} so they score "
+                  f"below it by its margin (their peak {known['peak']:.4f})")
 
 
 def _num(value: Any) -> str:
