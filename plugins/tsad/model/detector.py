@@ -82,6 +82,9 @@ class Detector:
         self.metrics_ = dict(metrics or {})
         self.reading_range_ = reading_range  # None: saved before ranges existed
         self.stuck_ = stuck  # None: saved before stuck sensors were watched
+        #: each channel's persistence factor on the training rows (set by ``calibrate``; kept
+        #: in ``metrics_["persistence_factor"]``, not reloaded)
+        self.persistence_: np.ndarray | None = None
 
     @property
     def name(self) -> str:
@@ -178,7 +181,7 @@ class Detector:
             "val_loss": report.best_val_loss, "train_seconds": round(report.seconds, 3),
             "n_train_windows": int(len(train_starts)), "n_val_windows": int(len(val_starts)),
             "val_error_median": float(np.median(raw_errors)),
-            "persistence_factor": persistence_factor(series[:split]).round(3).tolist(),
+            "persistence_factor": np.round(detector.persistence_, 3).tolist(),
             **baseline_checks(network, series[split:], length, model.seed, model_error),
         }
         return detector
@@ -193,7 +196,8 @@ class Detector:
         held_raw = self.score_raw(series[split:], timestamps[split:])
         self._patch_degenerate(held_raw.point_scores, series, split, timestamps)
         raw_errors = held_raw.point_scores[np.isfinite(held_raw.point_scores).all(axis=1)]
-        self.weights_ = channel_weights(raw_errors, persistence_factor(series[:split]), split,
+        self.persistence_ = persistence_factor(series[:split])  # one pass over the range
+        self.weights_ = channel_weights(raw_errors, self.persistence_, split,
                                         rule.normalise, rule.effective_samples)
         fitted_on = None  # the aggregate scores a single threshold is fitted on, in time order
         if strategy_class(cfg.strategy).on_smoothed:
