@@ -1,6 +1,6 @@
 """Peak memory of training one model (``Detector.fit``) against the size of its training range.
 
-    .venv/bin/python bench/training_memory.py [--days 2 7] [--channels 50] [--epochs 1]
+    .venv/bin/python bench/training_memory.py [--days 2 7] [--channels 50] [--epochs 1] [--read]
 
 For each range (days x channels at 1 Hz, a smooth daily cycle plus noise), two child processes
 measure the peak RSS above what the process held with the range in memory (sampled every 3 ms):
@@ -10,6 +10,11 @@ of the same range that tsad computed before it worked a block at a time (``np.na
 its complete rows: what ``tsad.model.moments`` replaced). Both are printed as multiples of the
 range's wide float32 size, the unit issue 14 states memory goals in. Training runs ``--epochs``
 epochs: memory, not the model, is measured.
+
+``--read`` measures reading the range back from its day partitions instead (the step before
+``Detector.fit`` in the nightly): ``tsad.ingest.partitions.read_days`` against, as the same-run
+reference, reading each day's frame and ``pd.concat`` (what ``read_days`` did before
+2026-12-07). The peak includes the frame that is returned.
 """
 
 from __future__ import annotations
@@ -64,6 +69,12 @@ def child(what: str, days: int, channels: int, epochs: int) -> dict[str, float]:
     from tsad.model.detector import Detector
 
     frame = _range(days, channels)
+    if what in ("read", "concat"):
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="tsad-read-memory-")
+        day_list = _write_days(frame, folder)
+        del frame
     gc.collect()
     baseline = _rss_mb()
     peak = [baseline]
@@ -80,6 +91,17 @@ def child(what: str, days: int, channels: int, epochs: int) -> dict[str, float]:
         config = dataclasses.replace(config, model=dataclasses.replace(config.model,
                                                                        epochs=epochs))
         Detector.fit(config, frame, checkpoint=False)
+    elif what == "read":
+        from tsad.ingest.partitions import read_days
+
+        read_days(folder, "g", day_list, [f"c{j}" for j in range(channels)])
+    elif what == "concat":
+        import pandas as pd
+
+        from tsad.ingest.partitions import read_partition
+
+        names = [f"c{j}" for j in range(channels)]
+        pd.concat([read_partition(folder, "g", d, names) for d in day_list])
     else:
         _numpy_statistics(frame)
     seconds = time.perf_counter() - start
@@ -87,11 +109,23 @@ def child(what: str, days: int, channels: int, epochs: int) -> dict[str, float]:
     return {"above_mb": peak[0] - baseline, "seconds": seconds, "baseline_mb": baseline}
 
 
+def _write_days(frame, folder: str) -> list:  # noqa: ANN001
+    """The range as day partitions of group ``g`` under ``folder``; returns the days."""
+    from tsad.ingest.partitions import partition_path, write_partition
+
+    days = sorted(set(frame.index.date))
+    for day in days:
+        write_partition(frame[frame.index.date == day], partition_path(folder, "g", day))
+    return days
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, nargs="+", default=[2, 7])
     parser.add_argument("--channels", type=int, default=50)
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--read", action="store_true",
+                        help="measure reading the range from day partitions instead of fitting")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -102,8 +136,11 @@ def main() -> int:
           f"{'x float32':>9} {'s':>6}")
     for days in args.days:
         wide = days * 86_400 * args.channels * 4 / 2**20
-        for what, label in (("numpy", "reference: numpy whole-array stats"),
-                            ("tsad", "tsad Detector.fit (all of it)")):
+        modes = ((("concat", "reference: day frames + pd.concat"),
+                  ("read", "tsad read_days")) if args.read else
+                 (("numpy", "reference: numpy whole-array stats"),
+                  ("tsad", "tsad Detector.fit (all of it)")))
+        for what, label in modes:
             out = subprocess.run([sys.executable, __file__, "--child", what, str(days),
                                   str(args.channels), str(args.epochs)], check=True,
                                  capture_output=True, text=True).stdout

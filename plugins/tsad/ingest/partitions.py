@@ -82,6 +82,12 @@ def read_partition(
     data_dir: str | Path, group: str, day: date, channels: list[str]
 ) -> pd.DataFrame:
     """One day's wide frame with exactly ``channels`` (in that order)."""
+    return _from_arrow(_read_table(data_dir, group, day, channels), channels)
+
+
+def _read_table(data_dir: str | Path, group: str, day: date, channels: list[str]) -> pa.Table:
+    """One day's partition as Arrow, its timestamp and ``channels`` columns; a DataError
+    naming the file and what to do when it is missing, unreadable or lacks a channel."""
     path = partition_path(data_dir, group, day)
     if not fs.is_file(path):
         raise DataError(
@@ -105,14 +111,19 @@ def read_partition(
         )
     if isinstance(source, pa.BufferReader):
         source.seek(0)
-    table = pq.read_table(source, columns=[TIMESTAMP, *channels])
-    return _from_arrow(table, channels)
+    return pq.read_table(source, columns=[TIMESTAMP, *channels])
 
 
 def read_days(
     data_dir: str | Path, group: str, days: Iterable[date], channels: list[str]
 ) -> pd.DataFrame:
-    """Several days concatenated in time order; every missing day is named at once."""
+    """Several days concatenated in time order; every missing day is named at once.
+
+    Local partitions go into one float64 array a day at a time (``_read_local_days``): the
+    peak is about one copy of the range plus a day, where day frames and their concatenation
+    held two (a training range is the largest thing the nightly reads:
+    ``bench/training_memory.py --read``). Partitions in object storage are read day by day
+    and concatenated."""
     wanted = sorted(set(days))
     missing = [d for d in wanted if not fs.is_file(partition_path(data_dir, group, d))]
     if missing:
@@ -124,11 +135,45 @@ def read_days(
         )
     if not wanted:
         return _empty(channels)
-    frames = [read_partition(data_dir, group, d, channels) for d in wanted]
-    out = pd.concat(frames)
+    paths = [partition_path(data_dir, group, d) for d in wanted]
+    if not all(isinstance(p, Path) for p in paths):  # object storage: one GET a day
+        out = pd.concat([read_partition(data_dir, group, d, channels) for d in wanted])
+    else:
+        out = _read_local_days(data_dir, group, wanted, channels, paths)
     if not out.index.is_monotonic_increasing:
         out = out.sort_index(kind="stable")
     return out
+
+
+def _read_local_days(data_dir: str | Path, group: str, days: list[date], channels: list[str],
+                     paths: list[Any]) -> pd.DataFrame:
+    """Local partitions straight into one array: row counts from the files' footers, then
+    one day's table at a time copied in (Arrow reuses that day's memory for the next)."""
+    rows = []
+    for day, path in zip(days, paths):
+        try:
+            rows.append(pq.read_metadata(path).num_rows)
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"partition {path} is unreadable ({exc}); re-run extract for "
+                            f"{day.isoformat()}") from None
+    values = np.empty((sum(rows), len(channels)), dtype=np.float64)
+    stamps = np.empty(sum(rows), dtype="datetime64[us]")
+    at = 0
+    for day, n in zip(days, rows):
+        table = _read_table(data_dir, group, day, channels)
+        stamps[at:at + n] = _stamps(table)
+        for j, name in enumerate(channels):
+            values[at:at + n, j] = table.column(name).to_numpy()
+        del table
+        at += n
+    index = pd.DatetimeIndex(stamps, name=TIMESTAMP).tz_localize("UTC")
+    return pd.DataFrame(values, index=index, columns=list(channels), copy=False)
+
+
+def _stamps(table: pa.Table) -> np.ndarray:
+    """The timestamp column as naive UTC ``datetime64[us]``."""
+    column = table.column(TIMESTAMP).cast(pa.timestamp("us", tz="UTC"))
+    return column.cast(pa.timestamp("us")).to_numpy()
 
 
 def _to_arrow(frame: pd.DataFrame) -> pa.Table:

@@ -124,6 +124,32 @@ def test_read_days_concatenates_in_time_order(tmp_path: Path) -> None:
     )
 
 
+def test_read_days_equals_the_days_concatenated_gaps_and_channel_order_kept(
+        tmp_path: Path) -> None:
+    days = [date(2024, 1, d) for d in (1, 2, 3)]
+    frames = []
+    for i, day in enumerate(days):
+        frame = day_frame(day, seed=i)
+        frame.iloc[100 * i: 100 * i + 7, i % len(CHANNELS)] = np.nan  # a gap on each day
+        frames.append(frame if i != 1 else frame.iloc[:900])  # a short day
+        write_partition(frames[-1], partition_path(tmp_path, "g", day))
+    order = CHANNELS[::-1]
+    out = read_days(tmp_path, "g", days, order)
+    expected = pd.concat([f[order] for f in frames])
+    pd.testing.assert_frame_equal(out, expected, check_freq=False)
+    assert str(out.index.dtype) == "datetime64[us, UTC]" and out.index.name == "timestamp"
+
+
+def test_a_corrupt_day_among_several_names_its_file(tmp_path: Path) -> None:
+    write_partition(day_frame(date(2024, 1, 1)), partition_path(tmp_path, "g", date(2024, 1, 1)))
+    bad = partition_path(tmp_path, "g", date(2024, 1, 2))
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"not parquet at all")
+    with pytest.raises(DataError, match="unreadable") as err:
+        read_days(tmp_path, "g", [date(2024, 1, 1), date(2024, 1, 2)], CHANNELS)
+    assert str(bad) in str(err.value) and "2024-01-02" in str(err.value)
+
+
 def test_read_days_names_every_missing_day(tmp_path: Path) -> None:
     write_partition(day_frame(date(2024, 1, 2)), partition_path(tmp_path, "g", date(2024, 1, 2)))
     with pytest.raises(DataError) as err:
