@@ -177,5 +177,6 @@ def test_a_false_alarm_verdict_is_learned_the_next_night(tmp_path: Path) -> None
         rows = (scores.timestamps >= event["start_ts"]) & (scores.timestamps <= event["end_ts"])
         assert (scores.aggregate[rows] <= detector.threshold).all(), (event, day_start)
 
-    assert not pipeline.run_day(config, date(2026, 3, 6), ["pumps"])[0]["trained"]
+    later = pipeline.run_day(config, date(2026, 3, 6), ["pumps"])[0]
+    assert not later["trained"], later.get("reason")
     assert not pipeline.run_day(config, date(2026, 3, 5), ["pumps"])[0]["trained"]  # re-run

@@ -21,7 +21,7 @@ With fewer days than ``training.days`` the model is *provisional*; with fewer th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -50,12 +50,15 @@ class TrainingHistory:
     since: date | None = None  # retrained on a confirmed new level that began on this day
     #: bool per training row: inside an event a person marked a false alarm (not stored)
     known_normal: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: when the records (events, verdicts) were read: a verdict given later was not seen
+    read_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"days": [d.isoformat() for d in self.days], "skipped": self.skipped,
                 "masked_rows": self.masked_rows, "known_normal_events": self.known_normal_events,
                 "provisional": self.provisional,
-                "since": None if self.since is None else self.since.isoformat()}
+                "since": None if self.since is None else self.since.isoformat(),
+                "read_at": None if self.read_at is None else self.read_at.isoformat()}
 
 
 def training_frame(ctx: GroupDay, config: DetectorConfig,
@@ -66,6 +69,7 @@ def training_frame(ctx: GroupDay, config: DetectorConfig,
     wanted, needed = training.days, min(training.min_days, training.days)
     first = since or ctx.day - timedelta(days=2 * wanted)
     engine = ctx.records()
+    read_at = datetime.now(timezone.utc)
     records = retrying(lambda: past_days(engine, ctx.name, first, ctx.day - timedelta(days=1)),
                        f"reading the past days of {ctx.label()}")
     days, skipped = [], {}
@@ -88,7 +92,7 @@ def training_frame(ctx: GroupDay, config: DetectorConfig,
     masked, known_normal = _mask_events(frame, [records[d] for d in days], margin)
     normal = len(_known_normal_events([records[d] for d in days]))
     history = TrainingHistory(days, skipped, masked, normal, len(days) < wanted, since,
-                              known_normal if known_normal.any() else None)
+                              known_normal if known_normal.any() else None, read_at)
     if skipped or masked:
         log.info("group %s: training on %d day(s) %s..%s; left out %s; %d row(s) of recorded "
                  "events masked", ctx.label(), len(days), days[0], days[-1],

@@ -108,7 +108,10 @@ def _new_false_alarms(ctx: GroupDay, shard: int | None) -> str | None:
     versions = registry.list_versions(ctx.config.models_dir, ctx.name, shard)
     if not versions:
         return None
-    trained_at = datetime.fromisoformat(versions[-1].manifest["created_at"])
+    history = (versions[-1].manifest.get("metrics") or {}).get("history") or {}
+    # the moment that training read the verdicts (older manifests: when it was published)
+    trained_at = datetime.fromisoformat(history.get("read_at")
+                                        or versions[-1].manifest["created_at"])
     first = ctx.day - timedelta(days=ctx.group.training.days)
     engine = ctx.records()
     count = retrying(lambda: false_alarms_since(engine, ctx.name, trained_at, first,
