@@ -121,6 +121,15 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _listen_for_stop() -> None:
+    """Ctrl-C and SIGTERM stop the launcher whatever it inherited: a process started by one
+    that ignores or blocks SIGINT (a background job, a test runner) inherits that, and would
+    leave Airflow running."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Airflow's UI over the demo's set-up "
                                      "(run `make demo` or `make ui`, which prepares it first).")
@@ -144,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         proc = subprocess.Popen([str(Path(sys.executable).with_name("airflow")), "standalone"],
                                 env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-    signal.signal(signal.SIGTERM, _interrupt)
+    _listen_for_stop()
     try:
         wait_until_ready(proc, f"http://127.0.0.1:{args.port}", log, args.timeout)
         print(f"\nAirflow is ready: {base}\n  user: admin   password: "
