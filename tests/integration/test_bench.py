@@ -87,3 +87,18 @@ def test_nightly_benchmark_quick_run_prints_every_stage(tmp_path: Path) -> None:
     assert [m["trained"] for m in models] == [True, True]
     assert all(m["epochs_run"] >= 1 and m["train_seconds"] > 0 for m in models)
     assert not any(m["trained"] for m in plant["models loaded"]["models"])
+
+
+def test_first_week_benchmark_short_run_prints_every_day(tmp_path: Path) -> None:
+    """``bench/first_week.py`` over 4 days with the operator's review: two warming-up days,
+    then provisional models; every (day, group) row and the summary are printed."""
+    run = subprocess.run([sys.executable, str(REPO / "bench" / "first_week.py"), "--days", "4",
+                          "--anomaly-days", "4", "--review", "--list-false"],
+                         capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "TSAD_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = [line.split() for line in run.stdout.splitlines() if line.startswith("2027-01-")]
+    assert [(r[0], r[1]) for r in rows] == [(f"2027-01-0{d}", g) for d in (4, 5, 6, 7)
+                                           for g in ("pumps", "boiler")], run.stdout
+    assert [r[2] for r in rows] == ["warming_up"] * 4 + ["ok"] * 4, run.stdout
+    assert "point F1 on the anomalous days:" in run.stdout.splitlines()[-1]
