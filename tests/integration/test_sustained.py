@@ -180,3 +180,11 @@ def test_a_false_alarm_verdict_is_learned_the_next_night(tmp_path: Path) -> None
     later = pipeline.run_day(config, date(2026, 3, 6), ["pumps"])[0]
     assert not later["trained"], later.get("reason")
     assert not pipeline.run_day(config, date(2026, 3, 5), ["pumps"])[0]["trained"]  # re-run
+
+    with engine.begin() as conn:  # a later verdict on 03-03, then a backfill of 03-04
+        conn.execute(sa.insert(anomaly_feedback).values(
+            sensor_group="pumps", partition_date=date(2026, 3, 3),
+            event_start_ts=datetime(2026, 3, 3, 12, tzinfo=timezone.utc), label="false_alarm",
+            created_by="operator", created_at=datetime.now(timezone.utc)))
+    backfill = pipeline.run_day(config, marked, ["pumps"])[0]  # behind the newest model
+    assert "marked false alarm" not in (backfill.get("reason") or ""), backfill

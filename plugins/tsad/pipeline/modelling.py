@@ -104,10 +104,11 @@ def _new_false_alarms(ctx: GroupDay, shard: int | None) -> str | None:
     """Why to retrain when a person marked events of the training days false alarms after the
     unit's last training (promoted or not): the next model keeps those rows and raises its
     threshold above them (``tsad.pipeline.history``), instead of flagging the same manoeuvre
-    until the model ages out."""
+    until the model ages out. Only for a day after the newest model's training days: a
+    backfill of older days does not retrain for a verdict (the nightly run does)."""
     versions = registry.list_versions(ctx.config.models_dir, ctx.name, shard)
-    if not versions:
-        return None
+    if not versions or ctx.day <= versions[-1].training_end:
+        return None  # a backfill behind the newest model: its version would outrank tonight's
     history = (versions[-1].manifest.get("metrics") or {}).get("history") or {}
     # the moment that training read the verdicts (older manifests: when it was published)
     trained_at = datetime.fromisoformat(history.get("read_at")
