@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from tsad.config import EventConfig
+from tsad.runs import runs
 
 
 @dataclass(frozen=True)
@@ -95,9 +96,7 @@ def _segments(aggregate: np.ndarray, threshold: float,
     flags = np.asarray(aggregate, dtype=float) > threshold  # NaN > x is False
     if flags.ndim != 1:
         raise ValueError(f"aggregate scores must be 1-D, got shape {flags.shape}")
-    edges = np.diff(np.concatenate(([0], flags.view(np.int8), [0])))
-    run_starts = np.flatnonzero(edges == 1)
-    run_stops = np.flatnonzero(edges == -1)
+    run_starts, run_stops = runs(flags)
     if run_starts.size == 0:
         empty = np.zeros(0, dtype=np.int64)
         return flags, empty, empty, empty

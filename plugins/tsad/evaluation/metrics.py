@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tsad.runs import runs
+
 
 @dataclass(frozen=True)
 class Confusion:
@@ -72,12 +74,6 @@ class EventCounts:
         """found / (found + (missed + false) / 2); NaN with nothing labelled and nothing flagged."""
         denominator = self.found + (self.missed + self.false) / 2
         return self.found / denominator if denominator else math.nan
-
-
-def runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``[start, stop)`` index ranges of the maximal runs of True in a 1-D boolean mask."""
-    edges = np.diff(np.concatenate(([0], np.asarray(mask, dtype=np.int8), [0])))
-    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
 
 
 def event_counts(labels: np.ndarray, flags: np.ndarray) -> EventCounts:

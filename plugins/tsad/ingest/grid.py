@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tsad.runs import runs
+
 
 class Grid:
     """Grid points ``start + k * step`` (microseconds, UTC) before ``end`` x ``channels``."""
@@ -228,8 +230,7 @@ def _fill_short_gaps(row: np.ndarray, limit: int) -> int:
     missing = int(gaps.sum())
     if not missing or limit <= 0:
         return missing
-    edges = np.diff(np.concatenate(([0], gaps.view(np.int8), [0])))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    starts, ends = runs(gaps)
     short = (ends - starts <= limit) & (starts > 0)
     starts, lengths = starts[short], (ends - starts)[short]
     if len(starts):

@@ -21,27 +21,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from tsad.runs import runs
+
 if TYPE_CHECKING:
     from tsad.model.detector import Detector
 
 log = logging.getLogger(__name__)
 
 
-def known_normal_runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """The ``[start, stop)`` row ranges where ``mask`` is True, in order."""
-    edges = np.diff(np.concatenate(([0], np.asarray(mask, dtype=np.int8), [0])))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
-
-
 def known_normal_peak(detector: Detector, series: np.ndarray, timestamps: pd.DatetimeIndex,
-                      mask: np.ndarray) -> float | None:
-    """The highest aggregate score of the rows ``mask`` marks (``series`` scaled, in time
-    order), each run scored with a window of context on either side, its windows on the
-    range's stride grid; None when none of them could be scored (no gap-free window covers
-    them)."""
+                      periods: list[tuple[int, int]]) -> float | None:
+    """The highest aggregate score of the rows of ``periods`` (``[start, stop)`` rows of
+    ``series``, scaled, in time order), each scored with a window of context on either side,
+    its windows on the range's stride grid; None when none of them could be scored (no
+    gap-free window covers them)."""
     length, stride = detector.config.window.length, detector.config.window.stride
     peak = None
-    for start, stop in known_normal_runs(mask):
+    for start, stop in periods:
         # windows start on the stride grid of the whole range, as when its days are scored
         lo, hi = max(0, (start - length) // stride * stride), min(len(series), stop + length)
         scores = detector.postprocess(detector.score_raw(series[lo:hi], timestamps[lo:hi]),
@@ -60,18 +56,20 @@ def floor_on_known_normal(detector: Detector, series: np.ndarray, timestamps: pd
     its margin; returns what was done (``metrics_json.known_normal``), None without such rows."""
     if mask is None or not np.any(mask):
         return None
-    runs = len(known_normal_runs(mask))
+    periods = list(zip(*(r.tolist() for r in runs(mask))))
     if detector.channel_thresholds_ is not None:
         log.info("group %s: %d known-normal period(s) kept in training; per-channel thresholds "
-                 "are not raised for them", detector.name, runs)
-        return {"periods": runs, "rows": int(np.sum(mask)), "peak": None, "raised_from": None}
+                 "are not raised for them", detector.name, len(periods))
+        return {"periods": len(periods), "rows": int(np.sum(mask)), "peak": None,
+                "raised_from": None}
     before = detector.threshold
-    peak = known_normal_peak(detector, series, timestamps, mask)
+    peak = known_normal_peak(detector, series, timestamps, periods)
     raised = peak is not None and detector.threshold_.raise_to(
-        peak, f"raised so {runs} period(s) marked false alarm score below it by its margin")
+        peak, f"raised so {len(periods)} period(s) marked false alarm score below it by its "
+        "margin")
     if raised:
         log.warning("group %s: threshold raised from %.4g to %.4g: %d period(s) a person marked "
-                    "false alarm peak at %.4g", detector.name, before, detector.threshold, runs,
-                    peak)
-    return {"periods": runs, "rows": int(np.sum(mask)), "peak": peak,
+                    "false alarm peak at %.4g", detector.name, before, detector.threshold,
+                    len(periods), peak)
+    return {"periods": len(periods), "rows": int(np.sum(mask)), "peak": peak,
             "raised_from": before if raised else None}

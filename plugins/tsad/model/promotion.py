@@ -17,9 +17,9 @@ The candidate is promoted when its false-alarm share is at most the current one'
 as the current one, less one. A candidate whose threshold was raised over rows a person marked
 false alarms (``tsad.model.known_normal``) is judged at the threshold its training gave, before
 that raise (``judged_threshold``): the comparison guards against a training that learned a
-fault nobody confirmed, and the raise is a person's decision, not the training's. The comparison is stored in the candidate's metrics
-(``promotion``); a rejected version stays in the registry, is never selected, and the day
-keeps the current model.
+fault nobody confirmed, and the raise is a person's decision, not the training's. The
+comparison is stored in the candidate's metrics (``promotion``); a rejected version stays in
+the registry, is never selected, and the day keeps the current model.
 """
 
 from __future__ import annotations

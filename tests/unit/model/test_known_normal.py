@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from tsad.model.detector import Detector
-from tsad.model.known_normal import known_normal_runs
+from tsad.runs import runs
 from tsad.model.thresholds import QuantileThreshold
 
 from test_detector import group, synthetic  # noqa: E402
@@ -38,8 +38,9 @@ def plain_and_floored() -> tuple[Detector, Detector]:
 
 
 def test_runs_of_a_mask() -> None:
-    assert known_normal_runs(np.array([0, 1, 1, 0, 1], dtype=bool)) == [(1, 3), (4, 5)]
-    assert known_normal_runs(np.zeros(3, dtype=bool)) == []
+    starts, stops = runs(np.array([0, 1, 1, 0, 1], dtype=bool))
+    assert list(zip(starts.tolist(), stops.tolist())) == [(1, 3), (4, 5)]
+    assert [r.size for r in runs(np.zeros(3, dtype=bool))] == [0, 0]
 
 
 def test_raise_to_only_raises_and_says_why() -> None:
