@@ -4,9 +4,7 @@ below keeps the two in step)."""
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,17 +15,11 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from conftest import detect
-from tsad import pipeline
-from tsad.pipeline import GroupDay
-from tsad.model import registry
-from tsad.config import GroupConfig, TsadConfig, from_dict, load_config
-from tsad.errors import ConfigError, DataError, ModelError, SourceError
+from tsad.config import GroupConfig, from_dict, load_config
+from tsad.errors import ConfigError, DataError, SourceError
 from tsad.ingest.extract import ExtractResult, extract_day
 from tsad.ingest.partitions import partition_path, read_partition
 from tsad.retry import TransientSourceError
-from tsad.evaluation.simulator import simulate
-from tsad.storage.engine import dispose_all
 
 from conftest import REPO  # noqa: E402
 DAY = date(2024, 1, 2)
@@ -410,98 +402,19 @@ def test_malicious_table_name(tmp_path: Path) -> None:
     assert run(g, tmp_path).quality["rows_read"] == 1
 
 
-# ---------------------------------------------------------------- models
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A files plant (csv, wide) of 4 days with one tiny model trained on the first 3."""
-    tmp = tmp_path_factory.mktemp("models")
-    config = plant(tmp)
-    simulate(config, DAY, 4, seed=2)
-    pipeline.ensure_model(GroupDay.of(config, "g", DAY + timedelta(days=3)), force_retrain=True)
-    dispose_all()
-    return tmp
-
-
-def plant(tmp: Path, channels: tuple[str, ...] = ("a", "b", "c")) -> TsadConfig:
-    data = {"data_dir": str(tmp / "data"), "models_dir": str(tmp / "models"),
-            "database": {"url": f"sqlite:///{tmp / 'tsad.db'}"},
-            "groups": [{"name": "g", "channels": list(channels), "sampling_seconds": STEP,
-                        "window": {"length": 8, "stride": 4},
-                        "model": {"kind": "dense", "hidden": 8, "latent": 2, "epochs": 2},
-                        "training": {"days": 3},
-                        "source": {"kind": "files", "layout": "wide",
-                                   "path": str(tmp / "drop" / "{date}.csv")}}]}
-    (tmp / "tsad.yaml").write_text(yaml.safe_dump(data))
-    return load_config(tmp / "tsad.yaml")
-
-
-def copy_plant(trained: Path, tmp: Path, channels: tuple[str, ...] = ("a", "b", "c")) -> TsadConfig:
-    shutil.copytree(trained / "drop", tmp / "drop")
-    shutil.copytree(trained / "models", tmp / "models")
-    return plant(tmp, channels)
-
-
-def test_model_trained_on_other_channels(trained: Path, tmp_path: Path) -> None:
-    """ModelError naming the model version, its channels and the group's: retrain."""
-    config = copy_plant(trained, tmp_path, ("a", "b", "d"))
-    version = registry.list_versions(config.models_dir, "g")[0]
-    day = DAY + timedelta(days=3)
-    with pytest.raises(ModelError, match=r"model g/v0001 was trained on channels \['a', 'b', 'c'\]"
-                                         r", but group 'g' now has \['a', 'b', 'd'\]; retrain"):
-        detect(GroupDay.of(config, "g", day), str(version.path))
-    group = config.group("g")
-    assert registry.retrain_reason(version, group.detector_config(), group.training,
-                                   day) is not None  # next run retrains
-
-
-def test_tampered_artifact(trained: Path, tmp_path: Path) -> None:
-    """ModelError naming the model and the file that does not match its manifest checksum."""
-    config = copy_plant(trained, tmp_path)
-    version = registry.list_versions(config.models_dir, "g")[0]
-    weights = version.path / "weights.safetensors"
-    data = bytearray(weights.read_bytes())
-    data[-1] ^= 0x01
-    weights.write_bytes(bytes(data))
-    with pytest.raises(ModelError, match=r"model g/v0001: .*weights.safetensors does not match its "
-                                         r"manifest checksum"):
-        registry.load_detector(version)
-
-
-def test_tampered_manifest(trained: Path, tmp_path: Path) -> None:
-    """ModelError from the records database: the version was recorded with another manifest
-    (versions are immutable)."""
-    config = copy_plant(trained, tmp_path)
-    day = DAY + timedelta(days=3)
-    ctx = GroupDay.of(config, "g", day)
-    pipeline.extract(ctx)
-    version = registry.list_versions(config.models_dir, "g")[0]
-    detect(ctx, str(version.path))  # records the version's manifest
-    manifest = json.loads((version.path / "manifest.json").read_text())
-    manifest["threshold"] *= 100  # files and checksums untouched: only the database can tell
-    (version.path / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ModelError, match=r"model version 'g/v0001' is already recorded with "
-                                         r"manifest sha256 .*immutable"):
-        detect(ctx, str(version.path))
-
-
-def test_missing_artifact_file(trained: Path, tmp_path: Path) -> None:
-    """ModelError naming the model and the missing file: retrain with force_retrain."""
-    config = copy_plant(trained, tmp_path)
-    version = registry.list_versions(config.models_dir, "g")[0]
-    (version.path / "state.json").unlink()
-    with pytest.raises(ModelError, match=r"model g/v0001: file .*state.json is missing; retrain"):
-        registry.load_detector(version)
-
-
 # ---------------------------------------------------------------- the table
 
 
 def test_every_case_is_in_the_documented_table() -> None:
+    """Every case here and in ``test_bad_models.py`` (bad model artifacts) has its row."""
+    import test_bad_models
+
     table = (REPO / "docs" / "bad-inputs.md").read_text()
-    documented = set(re.findall(r"`tests/integration/test_bad_inputs.py::(test_\w+)`", table))
-    here = {name for name in globals() if name.startswith("test_")} - {
-        "test_every_case_is_in_the_documented_table"}
+    cases = r"`tests/integration/(test_bad_(?:inputs|models))\.py::(test_\w+)`"
+    documented = set(re.findall(cases, table))
+    here = {("test_bad_inputs", name) for name in globals() if name.startswith("test_")} - {
+        ("test_bad_inputs", "test_every_case_is_in_the_documented_table")}
+    here |= {("test_bad_models", name) for name in vars(test_bad_models)
+             if name.startswith("test_")}
     assert documented == here
     assert len(here) >= 20
